@@ -1,0 +1,45 @@
+"""jwtwarden: secure-by-default JSON Web Tokens.
+
+::
+
+    from jwtwarden import KeySet, Issuer, Verifier, errors
+
+    keys = KeySet.generate("ES256")
+    token = Issuer(keys, issuer=ISS, audience=AUD).issue(subject="u1", claims={"role": "user"})
+    claims = Verifier(keys.public(), issuer=ISS, audience=AUD, algorithms=["ES256"]).verify(token)
+
+Every rejection raises a subclass of :class:`jwtwarden.errors.JWTError` with a stable
+``code``.
+"""
+
+from __future__ import annotations
+
+from jwtwarden import errors
+from jwtwarden.issue import Issuer
+from jwtwarden.keys import AsymmetricKey, HMACKey, Key, KeySet
+from jwtwarden.lint import Finding, Severity, lint_claims
+from jwtwarden.policy import Claims, Clock
+from jwtwarden.unverified import UnverifiedToken, decode_unverified
+from jwtwarden.verify import JWSVerifier, VerifiedJWS, Verifier
+
+__all__ = [
+    "AsymmetricKey",
+    "Claims",
+    "Clock",
+    "Finding",
+    "HMACKey",
+    "Issuer",
+    "JWSVerifier",
+    "Key",
+    "KeySet",
+    "Severity",
+    "UnverifiedToken",
+    "VerifiedJWS",
+    "Verifier",
+    "__version__",
+    "decode_unverified",
+    "errors",
+    "lint_claims",
+]
+
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,29 @@
+"""The ``jwtwarden`` command line. Every command has ``--help`` with an example."""
+
+from __future__ import annotations
+
+import click
+
+from jwtwarden import __version__
+from jwtwarden.cli.keys import keys
+from jwtwarden.cli.tokens import issue, verify
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="jwtwarden")
+def main() -> None:
+    """jwtwarden: secure-by-default JSON Web Tokens.
+
+    \b
+    Example:
+      jwtwarden keys generate --alg ES256 --out keys.json
+      jwtwarden issue --keys keys.json --iss https://auth.example.com --aud api --sub u1 > token
+      jwtwarden verify --keys keys.json --iss https://auth.example.com --aud api --alg ES256 < token
+    """
+
+
+main.add_command(keys)
+main.add_command(issue)
+main.add_command(verify)

@@ -1,0 +1,259 @@
+"""Every way jwtwarden can refuse something, as one typed hierarchy.
+
+Each class carries a stable, machine-readable ``code``; tests, logs and HTTP answers use
+the code, never the message. Messages say what was wrong without echoing the token, a key
+or a secret.
+
+::
+
+    JWTError                                    (code: error)
+    ├── MalformedToken                          malformed
+    │   ├── TokenTooLarge                       token_too_large
+    │   └── MalformedClaim (+ ClaimError)       malformed      .claim
+    ├── UnsupportedHeader                       unsupported_header   .header
+    ├── AlgorithmNotAllowed                     alg_not_allowed
+    ├── UnknownKey                              unknown_key
+    ├── BadSignature                            bad_signature
+    ├── ClaimError                              (abstract)     .claim
+    │   ├── MissingClaim                        missing_claim
+    │   ├── Expired                             expired
+    │   ├── NotYetValid                         not_yet_valid
+    │   ├── IssuedInFuture                      issued_in_future
+    │   ├── BadIssuer                           bad_issuer
+    │   ├── BadAudience                         bad_audience
+    │   └── BadType                             bad_type       (the ``typ`` header)
+    ├── Revoked                                 revoked
+    ├── RevocationUnavailable                   revocation_unavailable
+    ├── RefreshError                            (abstract)
+    │   ├── InvalidRefreshToken                 invalid_refresh_token
+    │   ├── RefreshReused                       refresh_reused
+    │   ├── RefreshExpired                      refresh_expired
+    │   ├── RefreshRevoked                      refresh_revoked
+    │   └── FamilyTooOld                        family_too_old
+    ├── BadKey                                  (abstract; also a ValueError)
+    │   ├── InvalidKey                          invalid_key
+    │   └── WeakKey                             weak_key
+    └── SensitiveClaim (+ ValueError)           sensitive_claim   .claim
+
+Configuration mistakes made by the programmer (an empty algorithm allowlist, a negative
+leeway) raise plain :class:`ValueError` at construction time, never at verification time.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlgorithmNotAllowed",
+    "BadAudience",
+    "BadIssuer",
+    "BadKey",
+    "BadSignature",
+    "BadType",
+    "ClaimError",
+    "Expired",
+    "FamilyTooOld",
+    "InvalidKey",
+    "InvalidRefreshToken",
+    "IssuedInFuture",
+    "JWTError",
+    "MalformedClaim",
+    "MalformedToken",
+    "MissingClaim",
+    "NotYetValid",
+    "RefreshError",
+    "RefreshExpired",
+    "RefreshReused",
+    "RefreshRevoked",
+    "RevocationUnavailable",
+    "Revoked",
+    "SensitiveClaim",
+    "TokenTooLarge",
+    "UnknownKey",
+    "UnsupportedHeader",
+    "WeakKey",
+]
+
+
+class JWTError(Exception):
+    """Base of every jwtwarden rejection. ``code`` is stable across releases."""
+
+    code: str = "error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code.replace("_", " "))
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class MalformedToken(JWTError):
+    """The token is not a well-formed compact JWS / JWT (encoding, JSON, structure)."""
+
+    code = "malformed"
+
+
+class TokenTooLarge(MalformedToken):
+    """The token exceeds the configured size limit; nothing of it was decoded."""
+
+    code = "token_too_large"
+
+
+class UnsupportedHeader(JWTError):
+    """A header parameter jwtwarden refuses (``jku``, ``x5u``, ``jwk``, ``x5c``, ``crit``, ``b64``, ``zip``...)."""
+
+    code = "unsupported_header"
+
+    def __init__(self, header: str, message: str = "") -> None:
+        self.header = header
+        super().__init__(message or f"header parameter {header!r} is not accepted")
+
+
+class AlgorithmNotAllowed(JWTError):
+    """The header ``alg`` is not in the allowlist or is not the algorithm bound to the key."""
+
+    code = "alg_not_allowed"
+
+
+class UnknownKey(JWTError):
+    """No key of the key set can be selected for this token (unknown or ambiguous ``kid``)."""
+
+    code = "unknown_key"
+
+
+class BadSignature(JWTError):
+    """The signature does not verify under the selected key."""
+
+    code = "bad_signature"
+
+
+class ClaimError(JWTError):
+    """A claim (or the ``typ`` header) failed validation; ``claim`` names it."""
+
+    code = "invalid_claim"
+
+    def __init__(self, claim: str, message: str = "") -> None:
+        self.claim = claim
+        super().__init__(message or f"claim {claim!r} failed validation ({self.code})")
+
+
+class MalformedClaim(MalformedToken, ClaimError):
+    """A registered claim has the wrong JSON type (``exp`` as a string, ``aud`` as a number...)."""
+
+    code = "malformed"
+
+    def __init__(self, claim: str, message: str = "") -> None:
+        ClaimError.__init__(self, claim, message or f"claim {claim!r} has the wrong type")
+
+
+class MissingClaim(ClaimError):
+    code = "missing_claim"
+
+    def __init__(self, claim: str, message: str = "") -> None:
+        super().__init__(claim, message or f"required claim {claim!r} is missing")
+
+
+class Expired(ClaimError):
+    code = "expired"
+
+
+class NotYetValid(ClaimError):
+    code = "not_yet_valid"
+
+
+class IssuedInFuture(ClaimError):
+    code = "issued_in_future"
+
+
+class BadIssuer(ClaimError):
+    code = "bad_issuer"
+
+
+class BadAudience(ClaimError):
+    code = "bad_audience"
+
+
+class BadType(ClaimError):
+    code = "bad_type"
+
+
+class Revoked(JWTError):
+    """The token (its ``jti``, its session or every session of its subject) was revoked."""
+
+    code = "revoked"
+
+
+class RevocationUnavailable(JWTError):
+    """The revocation state cannot be read (deny list unreachable); failing closed."""
+
+    code = "revocation_unavailable"
+
+
+class RefreshError(JWTError):
+    """A refresh token was refused."""
+
+    code = "invalid_grant"
+
+
+class InvalidRefreshToken(RefreshError):
+    """Not a jwtwarden refresh token (prefix, length or checksum wrong) or unknown to us."""
+
+    code = "invalid_refresh_token"
+
+
+class RefreshReused(RefreshError):
+    """An already-rotated refresh token came back: the whole family has been revoked."""
+
+    code = "refresh_reused"
+
+
+class RefreshExpired(RefreshError):
+    """The refresh token passed its idle lifetime."""
+
+    code = "refresh_expired"
+
+
+class RefreshRevoked(RefreshError):
+    """The refresh token's family was revoked (logout, reuse, logout-everywhere)."""
+
+    code = "refresh_revoked"
+
+
+class FamilyTooOld(RefreshError):
+    """The family passed its absolute lifetime; the user must log in again."""
+
+    code = "family_too_old"
+
+
+class BadKey(JWTError, ValueError):
+    """A key could not be loaded. Also a :class:`ValueError`: it is raised at load time."""
+
+    code = "invalid_key"
+
+
+class InvalidKey(BadKey):
+    """The key material is malformed or does not fit its declared ``alg``/``kty``."""
+
+    code = "invalid_key"
+
+
+class WeakKey(BadKey):
+    """The key is below the minimum strength for its algorithm."""
+
+    code = "weak_key"
+
+
+class SensitiveClaim(JWTError, ValueError):
+    """Issuance refused: the payload linter flagged a claim as sensitive."""
+
+    code = "sensitive_claim"
+
+    def __init__(self, claim: str, finding_code: str, message: str = "") -> None:
+        self.claim = claim
+        self.finding_code = finding_code
+        super().__init__(
+            message or f"claim {claim!r} looks sensitive ({finding_code}); "
+            "remove it or allow it explicitly"
+        )

@@ -1,0 +1,254 @@
+"""Verifier: configuration is explicit, claims are checked exactly, the clock is injected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jwtwarden import Claims, Issuer, Key, KeySet, Verifier, errors
+from jwtwarden.jose.b64 import b64url_encode
+from jwtwarden.testing import FakeClock
+from tests.conftest import AUD, ISS, NOW, keyset_for
+
+Pair = Callable[..., tuple[Issuer, Verifier]]
+
+
+def signed(payload: dict[str, Any], header: dict[str, Any] | None = None, alg: str = "ES256") -> str:
+    key = next(iter(keyset_for(alg)))
+    head = b64url_encode(json.dumps(header or {"alg": alg, "kid": key.kid}).encode())
+    body = b64url_encode(json.dumps(payload).encode())
+    return f"{head}.{body}.{b64url_encode(key.sign(f'{head}.{body}'.encode()))}"
+
+
+def base_claims(**changes: Any) -> dict[str, Any]:
+    claims: dict[str, Any] = {"iss": ISS, "aud": AUD, "sub": "u1", "exp": NOW + 600, "iat": NOW}
+    claims.update(changes)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+@pytest.fixture
+def verifier(clock: FakeClock) -> Verifier:
+    return Verifier(keyset_for("ES256").public(), issuer=ISS, audience=AUD, algorithms=["ES256"], clock=clock)
+
+
+def code_of(verifier: Verifier, token: str) -> str:
+    with pytest.raises(errors.JWTError) as info:
+        verifier.verify(token)
+    return info.value.code
+
+
+# ---- configuration -------------------------------------------------------------------------
+
+
+def test_the_algorithm_allowlist_has_no_default() -> None:
+    with pytest.raises(TypeError):
+        Verifier(keyset_for("ES256"), issuer=ISS, audience=AUD)  # type: ignore[call-arg]
+    empties: list[Any] = [[], ()]
+    for empty in empties:
+        with pytest.raises(ValueError, match="allowlist"):
+            Verifier(keyset_for("ES256"), issuer=ISS, audience=AUD, algorithms=empty)
+
+
+def test_a_bare_string_is_not_an_allowlist() -> None:
+    with pytest.raises(ValueError, match="list"):
+        Verifier(keyset_for("ES256"), issuer=ISS, audience=AUD, algorithms="ES256")
+
+
+def test_issuer_and_audience_are_required() -> None:
+    with pytest.raises(TypeError):
+        Verifier(keyset_for("ES256"), algorithms=["ES256"])  # type: ignore[call-arg]
+    bad_values: list[Any] = ["", [], [""], [1]]
+    for bad in bad_values:
+        with pytest.raises(ValueError, match="issuer"):
+            Verifier(keyset_for("ES256"), issuer=bad, audience=AUD, algorithms=["ES256"])
+        with pytest.raises(ValueError, match="audience"):
+            Verifier(keyset_for("ES256"), issuer=ISS, audience=bad, algorithms=["ES256"])
+
+
+def test_a_key_set_without_a_key_for_the_allowlist_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="no key"):
+        Verifier(keyset_for("ES256"), issuer=ISS, audience=AUD, algorithms=["RS256"])
+
+
+@pytest.mark.parametrize("leeway", [-1, 301, 3600])
+def test_leeway_is_bounded(leeway: float) -> None:
+    with pytest.raises(ValueError, match="leeway"):
+        Verifier(keyset_for("ES256"), issuer=ISS, audience=AUD, algorithms=["ES256"], leeway=leeway)
+
+
+def test_the_default_leeway_is_thirty_seconds(verifier: Verifier) -> None:
+    assert verifier.leeway == 30.0
+
+
+# ---- claims ----------------------------------------------------------------------------------
+
+
+def test_a_valid_token_gives_immutable_claims(make_pair: Pair) -> None:
+    issuer, verifier = make_pair("ES256")
+    claims = verifier.verify(issuer.issue("u1", {"role": "user", "scope": "read write"}))
+    assert isinstance(claims, Claims)
+    assert claims.sub == "u1" and claims.iss == ISS and claims.aud == (AUD,)
+    assert claims["role"] == "user" and claims.scopes == {"read", "write"}
+    assert claims.exp - claims.iat == 900  # type: ignore[operator]
+    with pytest.raises(TypeError):
+        claims["role"] = "admin"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        claims.sub = "u2"  # type: ignore[misc]
+    copy = claims.to_dict()
+    copy["role"] = "admin"
+    assert claims["role"] == "user"
+
+
+def test_bytes_tokens_are_accepted(make_pair: Pair) -> None:
+    issuer, verifier = make_pair("ES256")
+    assert verifier.verify(issuer.issue("u1").encode()).sub == "u1"
+
+
+def test_token_expires_at_exp_plus_leeway(make_pair: Pair, clock: FakeClock) -> None:
+    issuer, verifier = make_pair("HS256")
+    token = issuer.issue("u1")
+    clock.advance(900 + 29)
+    assert verifier.verify(token).sub == "u1"
+    clock.advance(1)
+    assert code_of(verifier, token) == "expired"
+
+
+def test_expired_error_names_the_claim(make_pair: Pair, clock: FakeClock) -> None:
+    issuer, verifier = make_pair("HS256")
+    token = issuer.issue("u1")
+    clock.advance(3600)
+    with pytest.raises(errors.Expired) as info:
+        verifier.verify(token)
+    assert info.value.claim == "exp"
+    assert isinstance(info.value, errors.ClaimError)
+
+
+def test_zero_leeway_is_exact(clock: FakeClock) -> None:
+    verifier = Verifier(keyset_for("ES256").public(), issuer=ISS, audience=AUD, algorithms=["ES256"],
+                        clock=clock, leeway=0)
+    token = signed(base_claims(exp=NOW + 10))
+    clock.set(NOW + 9.5)
+    verifier.verify(token)
+    clock.set(NOW + 10)
+    assert code_of(verifier, token) == "expired"
+
+
+def test_not_before_is_honoured_with_leeway(verifier: Verifier, clock: FakeClock) -> None:
+    token = signed(base_claims(nbf=NOW + 100))
+    assert code_of(verifier, token) == "not_yet_valid"
+    clock.advance(70)
+    assert verifier.verify(token).nbf == NOW + 100
+
+
+def test_issued_in_the_future_beyond_leeway_is_refused(verifier: Verifier) -> None:
+    assert code_of(verifier, signed(base_claims(iat=NOW + 31))) == "issued_in_future"
+    assert verifier.verify(signed(base_claims(iat=NOW + 30))).iat == NOW + 30
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("exp", "1"), ("exp", True), ("exp", None), ("nbf", "0"), ("nbf", False), ("iat", [NOW]),
+     ("iss", 1), ("iss", None), ("iss", [ISS]), ("aud", 1), ("aud", {"a": AUD}), ("aud", [AUD, 1]),
+     ("aud", None), ("sub", 1), ("sub", None), ("jti", 5), ("jti", ["a"])],
+)
+def test_registered_claims_of_the_wrong_type_are_malformed(verifier: Verifier, claim: str, value: Any) -> None:
+    payload = base_claims()
+    payload[claim] = value  # explicit JSON null counts as the wrong type, not as absent
+    with pytest.raises(errors.MalformedClaim) as info:
+        verifier.verify(signed(payload))
+    assert info.value.code == "malformed" and info.value.claim == claim
+
+
+@pytest.mark.parametrize("claim", ["exp", "iss", "aud"])
+def test_exp_iss_and_aud_are_always_required(verifier: Verifier, claim: str) -> None:
+    payload = base_claims()
+    del payload[claim]
+    with pytest.raises(errors.MissingClaim) as info:
+        verifier.verify(signed(payload))
+    assert info.value.claim == claim
+
+
+def test_more_claims_can_be_required(clock: FakeClock) -> None:
+    verifier = Verifier(keyset_for("ES256").public(), issuer=ISS, audience=AUD, algorithms=["ES256"],
+                        clock=clock, required_claims=["jti", "sid"])
+    assert code_of(verifier, signed(base_claims())) == "missing_claim"
+    assert verifier.verify(signed(base_claims(jti="j", sid="s"))).sid == "s"
+
+
+def test_huge_numbers_are_handled_without_overflow(verifier: Verifier) -> None:
+    assert verifier.verify(signed(base_claims(exp=10**300))).exp == 10**300
+    assert code_of(verifier, signed(base_claims(exp=-(10**300)))) == "expired"
+    assert code_of(verifier, signed(base_claims(nbf=10**300))) == "not_yet_valid"
+
+
+def test_issuer_must_match_exactly_one_of_several(clock: FakeClock) -> None:
+    verifier = Verifier(keyset_for("ES256").public(), issuer=[ISS, "https://old.example.com"],
+                        audience=AUD, algorithms=["ES256"], clock=clock)
+    assert verifier.verify(signed(base_claims(iss="https://old.example.com"))).iss == "https://old.example.com"
+    assert code_of(verifier, signed(base_claims(iss="https://old.example.co"))) == "bad_issuer"
+
+
+def test_audience_may_be_a_list_containing_ours(verifier: Verifier) -> None:
+    assert verifier.verify(signed(base_claims(aud=["other", AUD]))).aud == ("other", AUD)
+    assert code_of(verifier, signed(base_claims(aud=["other"]))) == "bad_audience"
+    assert code_of(verifier, signed(base_claims(aud=[]))) == "bad_audience"
+
+
+def test_typ_is_compared_as_a_media_type(clock: FakeClock) -> None:
+    verifier = Verifier(keyset_for("ES256").public(), issuer=ISS, audience=AUD, algorithms=["ES256"],
+                        clock=clock, typ="at+jwt")
+    kid = next(iter(keyset_for("ES256"))).kid
+    for typ in ("at+jwt", "AT+JWT", "application/at+jwt"):
+        verifier.verify(signed(base_claims(), {"alg": "ES256", "kid": kid, "typ": typ}))
+    for header in ({"alg": "ES256", "kid": kid, "typ": "JWT"}, {"alg": "ES256", "kid": kid}):
+        assert code_of(verifier, signed(base_claims(), header)) == "bad_type"
+
+
+# ---- key selection -------------------------------------------------------------------------
+
+
+def test_unknown_kid_is_refused(verifier: Verifier) -> None:
+    assert code_of(verifier, signed(base_claims(), {"alg": "ES256", "kid": "nope"})) == "unknown_key"
+
+
+def test_token_without_kid_is_accepted_when_exactly_one_key_fits(verifier: Verifier) -> None:
+    assert verifier.verify(signed(base_claims(), {"alg": "ES256"})).sub == "u1"
+
+
+def test_token_without_kid_is_refused_when_several_keys_fit(clock: FakeClock) -> None:
+    keys = keyset_for("ES256").public() + KeySet([Key.generate("ES256").public()])
+    verifier = Verifier(keys, issuer=ISS, audience=AUD, algorithms=["ES256"], clock=clock)
+    assert code_of(verifier, signed(base_claims(), {"alg": "ES256"})) == "unknown_key"
+
+
+def test_keys_outside_the_allowlist_are_never_used(clock: FakeClock) -> None:
+    keys = keyset_for("ES256").public() + keyset_for("ES384").public()
+    verifier = Verifier(keys, issuer=ISS, audience=AUD, algorithms=["ES256"], clock=clock)
+    token = signed(base_claims(), alg="ES384")
+    assert code_of(verifier, token) == "alg_not_allowed"
+
+
+def test_header_cache_does_not_outlive_a_verifier_and_stays_bounded(clock: FakeClock) -> None:
+    verifier = Verifier(keyset_for("HS256"), issuer=ISS, audience=AUD, algorithms=["HS256"], clock=clock)
+    kid = next(iter(keyset_for("HS256"))).kid
+    for i in range(600):
+        verifier.verify(signed(base_claims(), {"alg": "HS256", "kid": kid, "n": i}, alg="HS256"))
+    assert len(verifier._header_cache) <= 256
+
+
+def test_a_cached_header_still_gets_its_signature_checked(verifier: Verifier) -> None:
+    good = signed(base_claims())
+    verifier.verify(good)
+    head, _, signature = good.split(".")
+    forged_body = b64url_encode(json.dumps(base_claims(sub="admin")).encode())
+    assert code_of(verifier, f"{head}.{forged_body}.{signature}") == "bad_signature"
+
+
+def test_verify_signature_returns_header_payload_and_key(verifier: Verifier) -> None:
+    result = verifier.verify_signature(signed(base_claims()))
+    assert result.header["alg"] == "ES256"
+    assert json.loads(result.payload)["sub"] == "u1"
+    assert result.key.kid == next(iter(keyset_for("ES256"))).kid
