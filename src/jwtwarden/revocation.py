@@ -1,0 +1,163 @@
+"""Revocation of access tokens that have not expired yet, answered from memory.
+
+Three scopes, each an entry that expires by itself once no token it covers can be valid:
+
+- ``jti``: one access token (logout, RFC 7009 revoke); kept until the token's ``exp``;
+- ``sid``: every access token of one session (token family), after logout or refresh-token
+  reuse; kept for the longest access-token lifetime;
+- ``sub``: every access token of a user issued before a cutoff (log out everywhere); kept for
+  the longest access-token lifetime. The subject is stored as a hash
+  (:func:`subject_key`), so a published revocation list does not name users.
+
+:class:`RevocationSet` holds them in process and answers a check without I/O. The token
+service fills it from its database or Redis; resource servers fill it from the service's
+revocation feed. Whoever fills it must fail closed when the source is unreachable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jwtwarden.errors import Revoked
+from jwtwarden.jose.b64 import b64url_encode
+from jwtwarden.policy import Clock, system_clock
+
+__all__ = ["Revocation", "RevocationKind", "RevocationSet", "subject_key"]
+
+RevocationKind = Literal["jti", "sid", "sub"]
+KINDS: tuple[RevocationKind, ...] = ("jti", "sid", "sub")
+
+
+def subject_key(subject: str) -> str:
+    """The key a ``sub`` revocation is stored under: 128 bits of SHA-256, base64url."""
+    return b64url_encode(hashlib.sha256(subject.encode("utf-8")).digest()[:16])
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """One deny-list entry. ``cutoff`` (``sub`` only): tokens with ``iat`` < cutoff are revoked."""
+
+    kind: RevocationKind
+    value: str
+    expires_at: float
+    cutoff: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"revocation kind must be one of {KINDS}")
+        if not isinstance(self.value, str) or not self.value:
+            raise ValueError("a revocation needs a non-empty value")
+        if (self.kind == "sub") != (self.cutoff is not None):
+            raise ValueError("a cutoff is required for, and only for, 'sub' revocations")
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "value": self.value, "exp": self.expires_at}
+        if self.cutoff is not None:
+            data["cutoff"] = self.cutoff
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Revocation:
+        """Parse one entry of the revocation feed; :class:`ValueError` when malformed."""
+        try:
+            kind, value, exp = data["kind"], data["value"], data["exp"]
+            cutoff = data.get("cutoff")
+        except (KeyError, TypeError):
+            raise ValueError("a revocation entry needs kind, value and exp") from None
+        numbers = (exp,) if cutoff is None else (exp, cutoff)
+        if not all(type(n) in (int, float) for n in numbers):
+            raise ValueError("revocation times must be numbers")
+        return cls(kind, value, float(exp), None if cutoff is None else float(cutoff))
+
+
+class RevocationSet:
+    """An in-process deny list: ``check(claims)`` raises :class:`Revoked` or returns.
+
+    Not thread-safe for writers; one task or thread should feed it. Readers only do dict
+    lookups. Expired entries are dropped by :meth:`prune` (called on every :meth:`add`
+    batch, at most once a second).
+    """
+
+    __slots__ = ("_clock", "_jti", "_last_prune", "_sid", "_sub")
+
+    def __init__(self, entries: Iterable[Revocation] = (), *, clock: Clock = system_clock) -> None:
+        self._clock = clock
+        self._jti: dict[str, float] = {}
+        self._sid: dict[str, float] = {}
+        self._sub: dict[str, tuple[float, float]] = {}  # key -> (cutoff, expires_at)
+        self._last_prune = 0.0
+        self.add_many(entries)
+
+    def add(self, entry: Revocation) -> None:
+        self.add_many((entry,))
+
+    def add_many(self, entries: Iterable[Revocation]) -> None:
+        for e in entries:
+            if e.kind == "jti":
+                self._jti[e.value] = max(e.expires_at, self._jti.get(e.value, 0.0))
+            elif e.kind == "sid":
+                self._sid[e.value] = max(e.expires_at, self._sid.get(e.value, 0.0))
+            else:
+                assert e.cutoff is not None  # noqa: S101 - __post_init__ guarantees it
+                old_cutoff, old_exp = self._sub.get(e.value, (0.0, 0.0))
+                self._sub[e.value] = (max(e.cutoff, old_cutoff), max(e.expires_at, old_exp))
+        now = self._clock()
+        if now - self._last_prune >= 1.0:
+            self.prune(now)
+
+    def prune(self, now: float | None = None) -> int:
+        """Drop entries that can no longer match a valid token; return how many."""
+        now = self._clock() if now is None else now
+        self._last_prune = now
+        dropped = 0
+        for table in (self._jti, self._sid):
+            dead = [k for k, exp in table.items() if exp <= now]
+            for k in dead:
+                del table[k]
+            dropped += len(dead)
+        dead_subs = [k for k, (_, exp) in self._sub.items() if exp <= now]
+        for k in dead_subs:
+            del self._sub[k]
+        return dropped + len(dead_subs)
+
+    def clear(self) -> None:
+        self._jti.clear()
+        self._sid.clear()
+        self._sub.clear()
+
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        """True when any entry covers these (already verified) claims."""
+        if self._jti and claims.get("jti") in self._jti:
+            return True
+        if self._sid and claims.get("sid") in self._sid:
+            return True
+        if self._sub:
+            sub = claims.get("sub")
+            if isinstance(sub, str):
+                entry = self._sub.get(subject_key(sub))
+                if entry is not None:
+                    iat = claims.get("iat")
+                    # no iat: cannot prove it was issued after the cutoff
+                    return not isinstance(iat, int | float) or iat < entry[0]
+        return False
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise :class:`~jwtwarden.errors.Revoked` when the token has been revoked."""
+        if self.is_revoked(claims):
+            raise Revoked("the token has been revoked")
+
+    def entries(self) -> list[Revocation]:
+        """Every live entry, for publishing or copying."""
+        out = [Revocation("jti", k, v) for k, v in self._jti.items()]
+        out += [Revocation("sid", k, v) for k, v in self._sid.items()]
+        out += [Revocation("sub", k, exp, cutoff) for k, (cutoff, exp) in self._sub.items()]
+        return out
+
+    def __len__(self) -> int:
+        return len(self._jti) + len(self._sid) + len(self._sub)
+
+    def __repr__(self) -> str:
+        return f"RevocationSet(jti={len(self._jti)}, sid={len(self._sid)}, sub={len(self._sub)})"
