@@ -1,13 +1,4 @@
-"""Helpers for testing code that uses jwtwarden: a controllable clock, and more to come.
-
-::
-
-    from jwtwarden.testing import FakeClock
-
-    clock = FakeClock(1_700_000_000)
-    verifier = Verifier(keys, issuer=ISS, audience=AUD, algorithms=["ES256"], clock=clock)
-    clock.advance(901)   # the token has now expired; no sleeping
-"""
+"""A clock that moves only when a test says so."""
 
 from __future__ import annotations
 

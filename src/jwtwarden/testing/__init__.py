@@ -1,0 +1,16 @@
+"""Helpers for testing code that uses jwtwarden.
+
+::
+
+    from jwtwarden.testing import FakeClock
+
+    clock = FakeClock(1_700_000_000)
+    verifier = Verifier(keys, issuer=ISS, audience=AUD, algorithms=["ES256"], clock=clock)
+    clock.advance(901)   # the token has now expired; no sleeping
+"""
+
+from __future__ import annotations
+
+from jwtwarden.testing._clock import FakeClock
+
+__all__ = ["FakeClock"]
