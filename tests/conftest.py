@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import functools
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,3 +63,97 @@ def make_pair(clock: FakeClock) -> Callable[..., tuple[Issuer, Verifier]]:
         return issuer, Verifier(verify_keys(keys), clock=clock, **options)
 
     return make
+
+
+# ---- real services (PostgreSQL, Redis, Chromium) ---------------------------------------------
+
+REQUIRE_SERVICES = os.environ.get("JWTWARDEN_REQUIRE_SERVICES") == "1"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "JWTWARDEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_TEST_URL = os.environ.get("JWTWARDEN_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def require_service(available: bool, what: str) -> None:
+    """Skip when ``what`` is missing, or fail when JWTWARDEN_REQUIRE_SERVICES=1 (CI)."""
+    if available:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is not available and JWTWARDEN_REQUIRE_SERVICES=1")
+    pytest.skip(f"{what} is not available (set it up, or see .ci/run)")
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@functools.cache
+def postgres_available() -> bool:
+    import asyncpg
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=3)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def create_postgres_database() -> str:
+    """A new, empty database on the test server; returns its URL (drop it when done)."""
+    import asyncpg
+
+    name = f"jwtwarden_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=5)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_database(url: str) -> None:
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    require_service(postgres_available(), "PostgreSQL at " + POSTGRES_ADMIN_URL)
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on the embedded default (SQLite) and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jwtwarden.db'}"
+        return
+    yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

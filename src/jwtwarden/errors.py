@@ -23,7 +23,10 @@ or a secret.
     │   ├── BadAudience                         bad_audience
     │   └── BadType                             bad_type       (the ``typ`` header)
     ├── Revoked                                 revoked
-    ├── RevocationUnavailable                   revocation_unavailable
+    ├── InvalidCredentials                      invalid_credentials
+    ├── RateLimited                             rate_limited   .retry_after
+    ├── TemporarilyUnavailable                  temporarily_unavailable
+    │   └── RevocationUnavailable               revocation_unavailable
     ├── RefreshError                            (abstract)
     │   ├── InvalidRefreshToken                 invalid_refresh_token
     │   ├── RefreshReused                       refresh_reused
@@ -51,6 +54,7 @@ __all__ = [
     "ClaimError",
     "Expired",
     "FamilyTooOld",
+    "InvalidCredentials",
     "InvalidKey",
     "InvalidRefreshToken",
     "IssuedInFuture",
@@ -59,6 +63,7 @@ __all__ = [
     "MalformedToken",
     "MissingClaim",
     "NotYetValid",
+    "RateLimited",
     "RefreshError",
     "RefreshExpired",
     "RefreshReused",
@@ -66,6 +71,7 @@ __all__ = [
     "RevocationUnavailable",
     "Revoked",
     "SensitiveClaim",
+    "TemporarilyUnavailable",
     "TokenTooLarge",
     "UnknownKey",
     "UnsupportedHeader",
@@ -185,7 +191,32 @@ class Revoked(JWTError):
     code = "revoked"
 
 
-class RevocationUnavailable(JWTError):
+class InvalidCredentials(JWTError):
+    """Login refused: unknown user, wrong password or disabled account (indistinguishable)."""
+
+    code = "invalid_credentials"
+
+
+class RateLimited(JWTError):
+    """Too many failed attempts; ``retry_after`` says in how many seconds to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int, message: str = "") -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message or f"too many failed attempts; retry in {self.retry_after} s")
+
+
+class TemporarilyUnavailable(JWTError):
+    """A backing service (database, deny list, key source) is unreachable; retry later.
+
+    The answer is "no" (fail closed); the HTTP layer says 503 with ``Retry-After``.
+    """
+
+    code = "temporarily_unavailable"
+
+
+class RevocationUnavailable(TemporarilyUnavailable):
     """The revocation state cannot be read (deny list unreachable); failing closed."""
 
     code = "revocation_unavailable"

@@ -16,7 +16,7 @@ import math
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, NamedTuple
 
 from jwtwarden.errors import SensitiveClaim
 from jwtwarden.jose.b64 import b64url_encode
@@ -33,7 +33,7 @@ from jwtwarden.policy import (
     system_clock,
 )
 
-__all__ = ["Issuer"]
+__all__ = ["IssuedToken", "Issuer"]
 
 JTI_BYTES = 16  # 128 random bits
 _json_string: Callable[[str], str] = encode_basestring_ascii  # quoted, escaped ASCII JSON
@@ -73,6 +73,18 @@ def _new_jti() -> str:
 def _top_level_claim(pointer: str) -> str:
     """The top-level claim name of an RFC 6901 JSON Pointer such as ``/user/card``."""
     return pointer[1:].split("/", 1)[0].replace("~1", "/").replace("~0", "~")
+
+
+class IssuedToken(NamedTuple):
+    """A token with the registered claims the issuer chose for it."""
+
+    token: str
+    jti: str
+    iat: int
+    exp: int
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(jti={self.jti!r}, iat={self.iat}, exp={self.exp})"
 
 
 class Issuer:
@@ -178,6 +190,20 @@ class Issuer:
         ``claims``, and :class:`~jwtwarden.errors.SensitiveClaim` for a flagged claim that
         neither ``allowed_claims`` nor ``allow_sensitive`` names.
         """
+        return self.issue_token(
+            subject, claims, lifetime=lifetime, audience=audience, allow_sensitive=allow_sensitive
+        ).token
+
+    def issue_token(
+        self,
+        subject: str,
+        claims: Mapping[str, Any] | None = None,
+        *,
+        lifetime: int | None = None,
+        audience: str | Iterable[str] | None = None,
+        allow_sensitive: Iterable[str] = (),
+    ) -> IssuedToken:
+        """Like :meth:`issue`, and also return the ``jti``, ``iat`` and ``exp`` it set."""
         if type(subject) is not str or not subject:
             raise ValueError("subject must be a non-empty string")
         now = int(self._clock())
@@ -185,14 +211,16 @@ class Issuer:
         # The payload is written as text around a constant prefix: the same JSON a dict would
         # give (compact, ASCII), at a fraction of the encoder's cost on the issuing hot path.
         prefix = self._prefix if audience is None else self._prefix_for(self._audience_claim(audience))
-        body = f'{prefix},"sub":{_json_string(subject)},"iat":{now},"exp":{exp},"jti":"{_new_jti()}"'
+        jti = _new_jti()
+        body = f'{prefix},"sub":{_json_string(subject)},"iat":{now},"exp":{exp},"jti":"{jti}"'
         if claims:
             self._check_claims(claims, allow_sensitive)
             body = f"{body},{_members(claims)}}}"
         else:
             body += "}"
         signing_input = f"{self._header_segment}.{b64url_encode(body.encode('ascii'))}"
-        return f"{signing_input}.{b64url_encode(self._sign(signing_input.encode('ascii')))}"
+        token = f"{signing_input}.{b64url_encode(self._sign(signing_input.encode('ascii')))}"
+        return IssuedToken(token, jti, now, exp)
 
     def _prefix_for(self, audience: str | list[str]) -> str:
         return '{"iss":' + _json_string(self._issuer) + ',"aud":' + dumps(audience).decode("ascii")

@@ -6,6 +6,8 @@ import click
 
 from jwtwarden import __version__
 from jwtwarden.cli.keys import keys
+from jwtwarden.cli.scan import scan
+from jwtwarden.cli.service import clients, config, gc, serve, users
 from jwtwarden.cli.tokens import issue, verify
 
 __all__ = ["main"]
@@ -27,3 +29,9 @@ def main() -> None:
 main.add_command(keys)
 main.add_command(issue)
 main.add_command(verify)
+main.add_command(serve)
+main.add_command(config)
+main.add_command(users)
+main.add_command(clients)
+main.add_command(gc)
+main.add_command(scan)

@@ -1,0 +1,5 @@
+"""``python -m jwtwarden`` is the ``jwtwarden`` command."""
+
+from jwtwarden.cli import main
+
+main()

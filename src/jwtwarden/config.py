@@ -1,0 +1,258 @@
+"""The token service's configuration: defaults, a TOML file, ``JWTWARDEN_*`` variables.
+
+Precedence, lowest first: built-in defaults, the TOML file (``JWTWARDEN_CONFIG`` or
+``--config``; keys are the option names below, e.g. ``access_lifetime = 600``), then the
+environment (``JWTWARDEN_ACCESS_LIFETIME=600``). Every value is checked when loaded; a bad
+one is a :class:`ConfigError` naming the variable, never a failure later at run time.
+``jwtwarden config show`` prints the result with its sources, secrets masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jwtwarden.jose.algorithms import ALGORITHMS
+from jwtwarden.policy import MAX_LIFETIME
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+ENV_PREFIX = "JWTWARDEN_"
+DAY = 86_400
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or unsafe; the message names it."""
+
+
+def _int(text: str) -> int:
+    return int(text.strip())
+
+
+def _float(text: str) -> float:
+    return float(text.strip())
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _opt_str(text: str) -> str | None:
+    return text.strip() or None
+
+
+def _path(text: str) -> Path:
+    return Path(text.strip()).expanduser()
+
+
+def _opt(parse: Callable[[str], Any], *, secret: bool = False, doc: str = "") -> dict[str, Any]:
+    return {"parse": parse, "secret": secret, "doc": doc}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option of the token service. Build it with :func:`load_settings`."""
+
+    data_dir: Path = field(default=Path(".jwtwarden"), metadata=_opt(
+        _path, doc="directory of the SQLite database and the development KEK file"))
+    issuer: str = field(default="http://127.0.0.1:8000", metadata=_opt(
+        str, doc="the iss of every token and the base of the metadata document"))
+    audience: tuple[str, ...] = field(default=("api",), metadata=_opt(
+        _list, doc="aud of access tokens (comma-separated for several)"))
+    algorithm: str = field(default="ES256", metadata=_opt(
+        str, doc="signing algorithm of generated keys"))
+    access_lifetime: int = field(default=MAX_LIFETIME, metadata=_opt(
+        _int, doc="access-token lifetime in seconds (300-900)"))
+    access_jitter: int = field(default=0, metadata=_opt(
+        _int, doc="up to this many seconds are taken off each access token's lifetime at random"))
+    refresh_idle_lifetime: int = field(default=7 * DAY, metadata=_opt(
+        _int, doc="a refresh token unused for this long expires (seconds)"))
+    family_lifetime: int = field(default=30 * DAY, metadata=_opt(
+        _int, doc="absolute lifetime of a session, after which the user logs in again"))
+    grace_window: float = field(default=0.0, metadata=_opt(
+        _float, doc="seconds in which the just-rotated refresh token gets the same successor"))
+    database_url: str | None = field(default=None, metadata=_opt(
+        _opt_str, secret=True, doc="SQLAlchemy or libpq URL; default: SQLite in data_dir"))
+    redis_url: str | None = field(default=None, metadata=_opt(
+        _opt_str, secret=True, doc="Redis for the deny list (redis://host:port/db)"))
+    revocation_fail_open: bool = field(default=False, metadata=_opt(
+        _bool, doc="accept tokens when the deny list is unreachable (logs a warning)"))
+    cookie_mode: bool = field(default=False, metadata=_opt(
+        _bool, doc="refresh token in an HttpOnly cookie, with CSRF protection"))
+    access_cookie: bool = field(default=False, metadata=_opt(
+        _bool, doc="in cookie mode, also set the access token as an HttpOnly cookie"))
+    allowed_origins: tuple[str, ...] = field(default=(), metadata=_opt(
+        _list, doc="origins allowed to make cookie requests (default: the issuer's)"))
+    kek: str | None = field(default=None, metadata=_opt(
+        _opt_str, secret=True, doc="key-encryption key, 32 bytes base64url; dev default: a file"))
+    host: str = field(default="127.0.0.1", metadata=_opt(str, doc="address jwtwarden serve binds"))
+    port: int = field(default=8000, metadata=_opt(_int, doc="port jwtwarden serve binds"))
+    login_max_failures: int = field(default=5, metadata=_opt(
+        _int, doc="failed logins per account per window before 429"))
+    login_max_failures_per_address: int = field(default=20, metadata=_opt(
+        _int, doc="failed logins per client address per window before 429"))
+    login_window: int = field(default=300, metadata=_opt(
+        _int, doc="rate-limit window for failed logins (seconds)"))
+    trust_proxy_headers: bool = field(default=False, metadata=_opt(
+        _bool, doc="take the client address from X-Forwarded-For (behind a proxy only)"))
+    jwks_max_age: int = field(default=300, metadata=_opt(
+        _int, doc="Cache-Control max-age of the JWKS; a new key is published this long before it signs"))
+    key_rotation_interval: int = field(default=0, metadata=_opt(
+        _int, doc="rotate the signing key every this many seconds (0: only by command)"))
+    db_pool_size: int = field(default=5, metadata=_opt(_int, doc="database connection pool size"))
+    db_max_overflow: int = field(default=10, metadata=_opt(
+        _int, doc="connections allowed beyond the pool size"))
+    db_pool_timeout: float = field(default=5.0, metadata=_opt(
+        _float, doc="seconds to wait for a pooled connection"))
+    gc_interval: int = field(default=3600, metadata=_opt(
+        _int, doc="run garbage collection of expired rows every this many seconds (0: off)"))
+    max_body_bytes: int = field(default=65_536, metadata=_opt(
+        _int, doc="largest request body accepted"))
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        out: list[str] = []
+
+        def check(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                out.append(f"{ENV_PREFIX}{name.upper()}: {what}")
+
+        iss = urlsplit(self.issuer)
+        check(iss.scheme in ("https", "http") and bool(iss.netloc) and not iss.query
+              and not iss.fragment, "issuer", "must be an http(s) URL without query or fragment")
+        check(iss.scheme == "https" or (iss.hostname or "") in ("127.0.0.1", "localhost", "::1"),
+              "issuer", "must use https except on loopback")
+        check(bool(self.audience), "audience", "at least one audience is required")
+        check(self.algorithm in ALGORITHMS, "algorithm", f"must be one of {', '.join(ALGORITHMS)}")
+        check(300 <= self.access_lifetime <= MAX_LIFETIME, "access_lifetime",
+              f"access tokens live 300-{MAX_LIFETIME} s")
+        check(0 <= self.access_jitter <= min(60, self.access_lifetime - 300), "access_jitter",
+              "must be 0-60 s and keep the lifetime at least 300 s")
+        check(3600 <= self.refresh_idle_lifetime <= self.family_lifetime, "refresh_idle_lifetime",
+              "must be at least an hour and at most family_lifetime")
+        check(self.family_lifetime <= 365 * DAY, "family_lifetime", "must be at most a year")
+        check(0 <= self.grace_window <= 60, "grace_window", "must be 0-60 s")
+        check(1 <= self.port <= 65535, "port", "must be 1-65535")
+        for name in ("login_max_failures", "login_max_failures_per_address", "login_window",
+                     "db_pool_size"):
+            check(getattr(self, name) >= 1, name, "must be at least 1")
+        check(60 <= self.jwks_max_age <= DAY, "jwks_max_age", "must be 60 s to a day")
+        check(self.key_rotation_interval == 0
+              or self.key_rotation_interval >= 2 * self.jwks_max_age + 2 * self.access_lifetime,
+              "key_rotation_interval",
+              "must be 0 or at least twice jwks_max_age plus twice access_lifetime")
+        check(self.db_max_overflow >= 0 and self.db_pool_timeout > 0, "db_pool_timeout",
+              "pool overflow must be >= 0 and the timeout positive")
+        check(self.gc_interval >= 0 and 1024 <= self.max_body_bytes <= 1 << 22, "max_body_bytes",
+              "gc_interval must be >= 0 and max_body_bytes 1 KiB-4 MiB")
+        check(self.access_cookie <= self.cookie_mode, "access_cookie", "needs cookie_mode")
+        for origin in self.allowed_origins:
+            parts = urlsplit(origin)
+            check(parts.scheme in ("http", "https") and bool(parts.netloc) and parts.path == "",
+                  "allowed_origins", f"{origin!r} is not an origin (scheme://host[:port])")
+        return out
+
+    @property
+    def sqlite_default(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Origins allowed for cookie-authenticated requests."""
+        if self.allowed_origins:
+            return frozenset(self.allowed_origins)
+        iss = urlsplit(self.issuer)
+        return frozenset({f"{iss.scheme}://{iss.netloc}"})
+
+    def describe(self, *, show_secrets: bool = False) -> list[tuple[str, str, str]]:
+        """(env variable, value, doc) for every option; secrets masked unless asked."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif value is None:
+                text = ""
+            else:
+                text = str(value)
+            if f.metadata["secret"] and text and not show_secrets:
+                text = _mask(f.name, text)
+            rows.append((ENV_PREFIX + f.name.upper(), text, f.metadata["doc"]))
+        return rows
+
+
+def _mask(name: str, text: str) -> str:
+    """URLs keep scheme, host and path with the password replaced; other secrets vanish."""
+    if name.endswith("_url"):
+        parts = urlsplit(text)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
+            return parts._replace(netloc=netloc).geturl()
+        return text
+    return "****"
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, config_file: Path | None = None, **overrides: Any
+) -> Settings:
+    """Defaults, then the TOML file, then ``JWTWARDEN_*`` variables, then ``overrides``."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        for key, value in data.items():
+            if key not in fields:
+                raise ConfigError(f"{path}: unknown option {key!r}")
+            values[key] = _from_toml(key, value, fields[key])
+    for name, f in fields.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            try:
+                values[name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: {exc}") from None
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _from_toml(key: str, value: Any, f: dataclasses.Field[Any]) -> Any:
+    """TOML values go through the same parser as the environment's text."""
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    elif isinstance(value, bool):
+        value = "true" if value else "false"
+    elif not isinstance(value, str | int | float):
+        raise ConfigError(f"{key}: unsupported TOML value")
+    try:
+        return f.metadata["parse"](str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None

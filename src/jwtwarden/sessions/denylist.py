@@ -1,0 +1,179 @@
+"""The deny list: durable in the database, answered from memory.
+
+Revocations are rows of the ``revocations`` table, written in the same transaction as the
+session change that causes them (a logout, a detected reuse), so a crash can never leave a
+revoked session whose access token is still accepted. Every replica mirrors the table in a
+:class:`~jwtwarden.revocation.RevocationSet`: its own revocations at once, everybody else's
+(other replicas, the CLI) within a poll interval. The same rows feed the public revocation
+feed (``GET /v1/revocations``) that resource servers follow.
+
+Once a poller runs (:meth:`DenyList.watch`), a mirror that could not be refreshed for longer
+than ``max_staleness`` seconds (wall-clock, monotonic) makes checks fail closed with
+:class:`~jwtwarden.errors.RevocationUnavailable` (or, with ``fail_open=True``, pass with a
+warning in the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jwtwarden.errors import RevocationUnavailable, TemporarilyUnavailable
+from jwtwarden.policy import Clock, system_clock
+from jwtwarden.revocation import Revocation, RevocationSet
+from jwtwarden.storage.db import Database
+from jwtwarden.storage.schema import revocations
+
+Row = Mapping[Any, Any]  # a database row (RowMapping)
+
+__all__ = ["DenyList"]
+
+log = logging.getLogger("jwtwarden.denylist")
+FEED_MAX_WAIT = 25.0
+
+
+class DenyList:
+    """Record revocations transactionally; check tokens against the in-process mirror."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock = system_clock,
+        fail_open: bool = False,
+        monotonic: Clock = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._monotonic = monotonic
+        self._max_staleness: float | None = None
+        self._fail_open = fail_open
+        self.set = RevocationSet(clock=clock)
+        self._cursor = 0
+        self._synced_at = monotonic()
+        self._changed = asyncio.Event()
+
+    def watch(self, max_staleness: float) -> None:
+        """From now on, fail closed when no poll succeeded for ``max_staleness`` seconds."""
+        self._max_staleness = max_staleness
+        self._synced_at = self._monotonic()
+
+    @property
+    def cursor(self) -> int:
+        return self._cursor
+
+    async def load(self) -> None:
+        """(Re)build the mirror from every live row."""
+        now = self._clock()
+        async with self._db.read() as conn:
+            rows = (await conn.execute(
+                sa.select(revocations).where(revocations.c.expires_at > now)
+                .order_by(revocations.c.id))).mappings().all()
+            top = (await conn.execute(sa.select(sa.func.max(revocations.c.id)))).scalar()
+        fresh = RevocationSet((_entry(r) for r in rows), clock=self._clock)
+        self.set = fresh
+        self._cursor = int(top or 0)
+        self._synced_at = self._monotonic()
+        self._wake()
+
+    async def poll(self) -> int:
+        """Pull rows other writers added since the last look; returns how many."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(
+                sa.select(revocations).where(revocations.c.id > self._cursor)
+                .order_by(revocations.c.id))).mappings().all()
+        if rows:
+            self.set.add_many(_entry(r) for r in rows)
+            self._cursor = max(self._cursor, int(rows[-1]["id"]))
+            self._wake()
+        self._synced_at = self._monotonic()
+        return len(rows)
+
+    async def record(self, conn: AsyncConnection, entries: Iterable[Revocation]) -> list[Revocation]:
+        """Insert revocations inside the caller's transaction. Call :meth:`applied` after commit."""
+        batch = list(entries)
+        now = self._clock()
+        if batch:
+            await conn.execute(
+                revocations.insert(),
+                [
+                    {"kind": e.kind, "value": e.value, "cutoff": e.cutoff,
+                     "expires_at": e.expires_at, "created_at": now}
+                    for e in batch
+                ],
+            )
+        return batch
+
+    def applied(self, entries: Iterable[Revocation]) -> None:
+        """Mirror committed revocations at once (before the next poll)."""
+        self.set.add_many(entries)
+        self._wake()
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise ``Revoked``, or ``RevocationUnavailable`` when the mirror is too stale."""
+        stale = self._max_staleness
+        if stale is not None and self._monotonic() - self._synced_at > stale:
+            if not self._fail_open:
+                raise RevocationUnavailable("the deny list could not be refreshed")
+            log.warning("deny list stale; failing OPEN as configured")
+        self.set.check(claims)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changes(self, since: str | None, wait: float) -> dict[str, Any]:
+        """The revocation feed: a snapshot, or entries after ``since`` (long-poll ``wait`` s)."""
+        cursor = _parse_cursor(since)
+        if cursor is not None and cursor == self._cursor and wait > 0:
+            event = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=min(wait, FEED_MAX_WAIT))
+        now = self._clock()
+        reset = cursor is None or cursor > self._cursor
+        query = sa.select(revocations).where(revocations.c.expires_at > now).order_by(revocations.c.id)
+        if not reset:
+            query = query.where(revocations.c.id > cursor)
+        try:
+            async with self._db.read() as conn:
+                rows = (await conn.execute(query)).mappings().all()
+        except TemporarilyUnavailable:
+            raise
+        top = max([self._cursor, *(int(r["id"]) for r in rows)])
+        return {
+            "cursor": str(top),
+            "reset": reset,
+            "revocations": [_entry(r).to_json() for r in rows],
+        }
+
+    async def gc(self, *, batch: int = 1000) -> int:
+        """Delete expired rows in bounded batches; returns how many."""
+        now = self._clock()
+        total = 0
+        while True:
+            async with self._db.transaction() as conn:
+                ids = [r[0] for r in await conn.execute(
+                    sa.select(revocations.c.id).where(revocations.c.expires_at <= now).limit(batch))]
+                if ids:
+                    await conn.execute(revocations.delete().where(revocations.c.id.in_(ids)))
+            total += len(ids)
+            if len(ids) < batch:
+                return total
+
+
+def _parse_cursor(since: str | None) -> int | None:
+    if since is None or not since.isdigit() or len(since) > 18:
+        return None
+    return int(since)
+
+
+def _entry(row: Row) -> Revocation:
+    return Revocation(row["kind"], row["value"], float(row["expires_at"]),
+                      None if row["cutoff"] is None else float(row["cutoff"]))

@@ -1,0 +1,437 @@
+"""Sessions: token pairs, rotation with reuse detection, logout, revocation, introspection.
+
+A *family* is one login (or one trusted-backend session); its refresh tokens form a chain.
+Refreshing runs in one transaction, under a lock on the family row:
+
+1. the presented token is looked up by hash (unknown → ``invalid_refresh_token``);
+2. a revoked family → ``refresh_revoked``; past its absolute lifetime → ``family_too_old``
+   (and the family is revoked);
+3. a token already used is **reuse**: the family is revoked and its latest access token and
+   session id are deny-listed (``refresh_reused``) — unless it is the immediate predecessor
+   of the current token and was rotated less than ``grace_window`` seconds ago, in which
+   case the caller gets the *same* successor again (it is derived, not stored);
+4. a token past its idle lifetime → ``refresh_expired`` (the family is revoked);
+5. otherwise the token is marked used, its successor inserted, the family advanced, and a
+   new access token issued — all or nothing.
+
+Decisions that revoke something are committed before the error is raised, and every
+outcome is written to the ``jwtwarden.events`` log (never a token).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jwtwarden.config import Settings
+from jwtwarden.errors import (
+    FamilyTooOld,
+    InvalidRefreshToken,
+    JWTError,
+    RefreshError,
+    RefreshExpired,
+    RefreshReused,
+    RefreshRevoked,
+)
+from jwtwarden.issue import IssuedToken, Issuer
+from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
+from jwtwarden.revocation import Revocation, subject_key
+from jwtwarden.sessions.accounts import Accounts
+from jwtwarden.sessions.denylist import DenyList
+from jwtwarden.sessions.keyring import KeyRing
+from jwtwarden.sessions.refresh_tokens import (
+    PREFIX,
+    derive_successor,
+    new_refresh_token,
+    refresh_token_hash,
+    validate_refresh_token,
+)
+from jwtwarden.storage.db import Database
+from jwtwarden.storage.schema import families, refresh_tokens
+
+Row = Mapping[Any, Any]  # a database row (RowMapping)
+
+__all__ = ["SessionService", "TokenPair"]
+
+events = logging.getLogger("jwtwarden.events")
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+    family_id: str
+    subject: str
+    scope: str
+
+    def __repr__(self) -> str:  # tokens never appear in a repr
+        return f"TokenPair(family_id={self.family_id!r}, subject={self.subject!r}, expires_in={self.expires_in})"
+
+
+@dataclass(frozen=True)
+class _Refused:
+    error: RefreshError
+    revoked: list[Revocation]
+
+
+class SessionService:
+    """The token service's decisions; storage is the database given to it."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        keyring: KeyRing,
+        denylist: DenyList,
+        accounts: Accounts,
+        *,
+        successor_key: bytes,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._keyring = keyring
+        self._denylist = denylist
+        self._accounts = accounts
+        self._successor_key = successor_key
+        self._clock = clock
+
+    # ---- creating sessions --------------------------------------------------------------
+
+    async def login(self, username: str, password: str) -> TokenPair:
+        """A new family for a user whose password checks out (else ``InvalidCredentials``)."""
+        user = await self._accounts.authenticate(username, password)
+        pair = await self.create_session(user.id, scope=user.scope, user_id=user.id)
+        events.info("login", extra={"event": "login", "family": pair.family_id})
+        return pair
+
+    async def create_session(
+        self,
+        subject: str,
+        *,
+        scope: str = "",
+        claims: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        client_id: str | None = None,
+    ) -> TokenPair:
+        """A new family for ``subject`` (logins, and trusted backends via POST /v1/sessions)."""
+        if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
+            raise ValueError("subject must be 1-255 characters")
+        extra = dict(claims or {})
+        now = self._clock()
+        family_id = secrets.token_urlsafe(16)
+        token = new_refresh_token()
+        issuer = self._keyring.issuer(now)
+        # issue first: a claim the linter refuses must not leave a family behind
+        access = self._issue(issuer, subject, family_id, scope, extra, now)
+        expires_at = now + self._settings.family_lifetime
+        token_expires = min(now + self._settings.refresh_idle_lifetime, expires_at)
+        async with self._db.transaction() as conn:
+            await conn.execute(families.insert().values(
+                id=family_id, subject=subject, user_id=user_id, scope=scope,
+                claims=json.dumps(extra) if extra else None, created_at=now, expires_at=expires_at,
+                generation=0, last_used_at=now, revoked_at=None, revoked_reason=None,
+                last_access_jti=access.jti, last_access_exp=access.exp, client_id=client_id))
+            await conn.execute(refresh_tokens.insert().values(
+                token_hash=refresh_token_hash(token), family_id=family_id, generation=0,
+                created_at=now, expires_at=token_expires, used_at=None))
+        return self._pair(access, token, token_expires, now, family_id, subject, scope)
+
+    def _issue(
+        self, issuer: Issuer, subject: str, family_id: str, scope: str, extra: dict[str, Any],
+        now: float,
+    ) -> IssuedToken:
+        jitter = self._settings.access_jitter
+        lifetime = self._settings.access_lifetime - (secrets.randbelow(jitter + 1) if jitter else 0)
+        claims: dict[str, Any] = {"sid": family_id, **extra}
+        if scope:
+            claims["scope"] = scope
+        return issuer.issue_token(subject, claims, lifetime=lifetime)
+
+    def _pair(
+        self, access: IssuedToken, refresh: str, refresh_exp: float, now: float,
+        family_id: str, subject: str, scope: str,
+    ) -> TokenPair:
+        return TokenPair(
+            access_token=access.token, refresh_token=refresh,
+            expires_in=max(0, int(access.exp - now)), refresh_expires_in=max(0, int(refresh_exp - now)),
+            family_id=family_id, subject=subject, scope=scope,
+        )
+
+    # ---- refreshing ---------------------------------------------------------------------
+
+    async def refresh(self, token: str) -> TokenPair:
+        """Rotate ``token`` (see the module docstring); raises a ``RefreshError`` subclass."""
+        token = validate_refresh_token(token)
+        token_hash = refresh_token_hash(token)
+        successor = derive_successor(token, self._successor_key)
+        outcome: TokenPair | _Refused
+        async with self._db.transaction() as conn:
+            outcome = await self._rotate(conn, token_hash, successor)
+        if isinstance(outcome, _Refused):
+            self._denylist.applied(outcome.revoked)
+            events.info("refresh refused", extra={"event": "refresh_refused", "reason": outcome.error.code})
+            raise outcome.error
+        return outcome
+
+    async def _rotate(self, conn: AsyncConnection, token_hash: bytes, successor: str) -> TokenPair | _Refused:
+        now = self._clock()
+        family_id = (await conn.execute(
+            sa.select(refresh_tokens.c.family_id).where(refresh_tokens.c.token_hash == token_hash)
+        )).scalar()
+        if family_id is None:
+            return _Refused(InvalidRefreshToken("unknown refresh token"), [])
+        # Lock the family first, then read the token fresh: under PostgreSQL's READ COMMITTED
+        # a concurrent rotation's used_at is visible once we hold the lock.
+        fam = (await conn.execute(
+            sa.select(families).where(families.c.id == family_id).with_for_update()
+        )).mappings().one()
+        row = (await conn.execute(
+            sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+        )).mappings().one()
+        if fam["revoked_at"] is not None:
+            return _Refused(RefreshRevoked(f"the session was revoked ({fam['revoked_reason']})"), [])
+        if now >= fam["expires_at"]:
+            revoked = await self._revoke_family(conn, fam, "family_too_old", now)
+            return _Refused(FamilyTooOld("the session reached its absolute lifetime; log in again"), revoked)
+        if row["used_at"] is not None:
+            grace = self._settings.grace_window
+            if (
+                grace > 0
+                and row["generation"] == fam["generation"] - 1
+                and now - row["used_at"] <= grace
+            ):
+                return await self._replay(conn, fam, successor, now)
+            revoked = await self._revoke_family(conn, fam, "refresh_reused", now)
+            events.warning("refresh token reuse: family revoked",
+                           extra={"event": "reuse_detected", "family": fam["id"]})
+            return _Refused(RefreshReused("this refresh token was already used; the session is revoked"), revoked)
+        if now >= row["expires_at"]:
+            revoked = await self._revoke_family(conn, fam, "refresh_expired", now)
+            return _Refused(RefreshExpired("the refresh token expired; log in again"), revoked)
+        marked = await conn.execute(
+            refresh_tokens.update()
+            .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if marked.rowcount != 1:  # pragma: no cover - the family lock makes this impossible
+            raise RuntimeError("refresh token changed under the family lock")
+        generation = fam["generation"] + 1
+        token_expires = min(now + self._settings.refresh_idle_lifetime, fam["expires_at"])
+        await conn.execute(refresh_tokens.insert().values(
+            token_hash=refresh_token_hash(successor), family_id=fam["id"], generation=generation,
+            created_at=now, expires_at=token_expires, used_at=None))
+        access = self._issue_for(fam, now)
+        await conn.execute(
+            families.update().where(families.c.id == fam["id"]).values(
+                generation=generation, last_used_at=now,
+                last_access_jti=access.jti, last_access_exp=access.exp))
+        return self._pair(access, successor, token_expires, now, fam["id"], fam["subject"], fam["scope"])
+
+    async def _replay(self, conn: AsyncConnection, fam: Row, successor: str, now: float) -> TokenPair:
+        """The grace rule: the caller gets the successor the first call got, and a new access token."""
+        current = (await conn.execute(
+            sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == refresh_token_hash(successor))
+        )).mappings().first()
+        if current is None or current["used_at"] is not None:  # pragma: no cover - guarded by generation
+            raise RuntimeError("grace replay without an unused successor")
+        access = self._issue_for(fam, now)
+        await conn.execute(families.update().where(families.c.id == fam["id"]).values(
+            last_access_jti=access.jti, last_access_exp=access.exp))
+        events.info("refresh replayed within the grace window", extra={"event": "refresh_grace", "family": fam["id"]})
+        return self._pair(access, successor, current["expires_at"], now,
+                          fam["id"], fam["subject"], fam["scope"])
+
+    def _issue_for(self, fam: Row, now: float) -> IssuedToken:
+        extra = json.loads(fam["claims"]) if fam["claims"] else {}
+        return self._issue(self._keyring.issuer(now), fam["subject"], fam["id"], fam["scope"], extra, now)
+
+    async def _revoke_family(
+        self, conn: AsyncConnection, fam: Row, reason: str, now: float
+    ) -> list[Revocation]:
+        await conn.execute(families.update().where(
+            families.c.id == fam["id"], families.c.revoked_at.is_(None)
+        ).values(revoked_at=now, revoked_reason=reason))
+        return await self._denylist.record(conn, self._family_revocations(fam, now))
+
+    def _family_revocations(self, fam: Row, now: float) -> list[Revocation]:
+        horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
+        out = [Revocation("sid", fam["id"], horizon)]
+        if fam["last_access_jti"] and (fam["last_access_exp"] or 0) > now:
+            out.append(Revocation("jti", fam["last_access_jti"], fam["last_access_exp"] + DEFAULT_LEEWAY))
+        return out
+
+    # ---- ending sessions ----------------------------------------------------------------
+
+    async def logout(self, claims: Claims | None, refresh_token: str | None = None) -> None:
+        """Revoke the presented session (by the access token's ``sid`` and/or a refresh token)
+        and deny-list the presented access token."""
+        now = self._clock()
+        family_ids: set[str] = set()
+        if claims is not None and isinstance(claims.sid, str):
+            family_ids.add(claims.sid)
+        async with self._db.transaction() as conn:
+            if refresh_token is not None:
+                fid = await self._family_of(conn, refresh_token)
+                if fid is not None:
+                    family_ids.add(fid)
+            revoked: list[Revocation] = []
+            for fid in sorted(family_ids):
+                fam = (await conn.execute(sa.select(families).where(families.c.id == fid)
+                                          .with_for_update())).mappings().first()
+                # an access token can only end its own subject's sessions
+                if fam is not None and (claims is None or fam["subject"] == claims.sub):
+                    revoked += await self._revoke_family(conn, fam, "logout", now)
+            if claims is not None and claims.jti:
+                revoked += await self._denylist.record(
+                    conn, [Revocation("jti", claims.jti, float(claims.exp) + DEFAULT_LEEWAY)])
+        self._denylist.applied(revoked)
+        events.info("logout", extra={"event": "logout", "families": len(family_ids)})
+
+    async def family_of(self, refresh_token: str) -> str | None:
+        """The family id of a refresh token (whatever its state), or None."""
+        async with self._db.read() as conn:
+            return await self._family_of(conn, refresh_token)
+
+    async def _family_of(self, conn: AsyncConnection, refresh_token: str) -> str | None:
+        try:
+            token_hash = refresh_token_hash(validate_refresh_token(refresh_token))
+        except InvalidRefreshToken:
+            return None
+        fid = (await conn.execute(sa.select(refresh_tokens.c.family_id).where(
+            refresh_tokens.c.token_hash == token_hash))).scalar()
+        return None if fid is None else str(fid)
+
+    async def logout_all(self, subject: str) -> int:
+        """Revoke every family of ``subject`` and cut off every token issued before now."""
+        now = self._clock()
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(sa.select(families).where(
+                families.c.subject == subject, families.c.revoked_at.is_(None)
+            ).order_by(families.c.id).with_for_update())).mappings().all()
+            revoked: list[Revocation] = []
+            for fam in rows:
+                revoked += await self._revoke_family(conn, fam, "logout_all", now)
+            horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
+            revoked += await self._denylist.record(
+                conn, [Revocation("sub", subject_key(subject), horizon, cutoff=float(int(now)))])
+        self._denylist.applied(revoked)
+        events.info("logout everywhere", extra={"event": "logout_all", "families": len(rows)})
+        return len(rows)
+
+    async def revoke_user_sessions(self, user_id: str) -> int:
+        """For the CLI: a disabled, deleted or re-passworded user loses every session."""
+        return await self.logout_all(user_id)
+
+    async def revoke(self, token: str, hint: str | None = None) -> None:
+        """RFC 7009: revoke a refresh token (its family) or an access token (its jti).
+
+        Unknown or invalid tokens are not an error (the RFC's answer is 200 either way).
+        """
+        revoked: list[Revocation] = []
+        if token.startswith(PREFIX) and hint != "access_token":
+            now = self._clock()
+            async with self._db.transaction() as conn:
+                fid = await self._family_of(conn, token)
+                if fid is not None:
+                    fam = (await conn.execute(sa.select(families).where(families.c.id == fid)
+                                              .with_for_update())).mappings().one()
+                    revoked = await self._revoke_family(conn, fam, "revoked", now)
+        else:
+            try:
+                claims = self._keyring.verifier().verify(token)
+            except JWTError:
+                return
+            async with self._db.transaction() as conn:
+                revoked = await self._denylist.record(
+                    conn, [Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY)])
+        self._denylist.applied(revoked)
+
+    # ---- verifying ----------------------------------------------------------------------
+
+    def verify_access(self, token: str) -> Claims:
+        """Full verification of one of our access tokens, deny list included."""
+        claims = self._keyring.verifier().verify(token)
+        self._denylist.check(claims)
+        return claims
+
+    async def introspect(self, token: str, hint: str | None = None) -> dict[str, Any]:
+        """RFC 7662 response for an access or refresh token of this service."""
+        if token.startswith(PREFIX) and hint != "access_token":
+            return await self._introspect_refresh(token)
+        try:
+            claims = self.verify_access(token)
+        except JWTError:
+            return {"active": False}
+        out = claims.to_dict()
+        out["active"] = True
+        out["token_type"] = "access_token"  # noqa: S105 - a token type name, not a secret
+        return out
+
+    async def _introspect_refresh(self, token: str) -> dict[str, Any]:
+        try:
+            token_hash = refresh_token_hash(validate_refresh_token(token))
+        except InvalidRefreshToken:
+            return {"active": False}
+        now = self._clock()
+        async with self._db.read() as conn:
+            row = (await conn.execute(
+                sa.select(refresh_tokens, families.c.subject, families.c.revoked_at,
+                          families.c.expires_at.label("family_expires_at"), families.c.scope)
+                .join(families, families.c.id == refresh_tokens.c.family_id)
+                .where(refresh_tokens.c.token_hash == token_hash))).mappings().first()
+        if (
+            row is None or row["used_at"] is not None or row["revoked_at"] is not None
+            or now >= row["expires_at"] or now >= row["family_expires_at"]
+        ):
+            return {"active": False}
+        out: dict[str, Any] = {
+            "active": True, "token_type": "refresh_token", "sub": row["subject"],
+            "sid": row["family_id"], "iat": int(row["created_at"]), "exp": int(row["expires_at"]),
+            "iss": self._settings.issuer,
+        }
+        if row["scope"]:
+            out["scope"] = row["scope"]
+        return out
+
+    # ---- housekeeping -------------------------------------------------------------------
+
+    async def gc(self, *, batch: int = 1000) -> dict[str, int]:
+        """Delete expired refresh tokens, dead families and deny-list rows, in bounded batches."""
+        now = self._clock()
+        counts = {"refresh_tokens": 0, "families": 0}
+        while True:
+            async with self._db.transaction() as conn:
+                hashes = [r[0] for r in await conn.execute(
+                    sa.select(refresh_tokens.c.token_hash)
+                    .where(refresh_tokens.c.expires_at <= now).limit(batch))]
+                if hashes:
+                    await conn.execute(refresh_tokens.delete().where(refresh_tokens.c.token_hash.in_(hashes)))
+            counts["refresh_tokens"] += len(hashes)
+            if len(hashes) < batch:
+                break
+        horizon = now - self._settings.access_lifetime - DEFAULT_LEEWAY
+        while True:
+            async with self._db.transaction() as conn:
+                ids = [r[0] for r in await conn.execute(
+                    sa.select(families.c.id).where(sa.or_(
+                        families.c.expires_at <= horizon,
+                        families.c.revoked_at <= horizon,
+                    )).limit(batch))]
+                if ids:
+                    await conn.execute(refresh_tokens.delete().where(refresh_tokens.c.family_id.in_(ids)))
+                    await conn.execute(families.delete().where(families.c.id.in_(ids)))
+            counts["families"] += len(ids)
+            if len(ids) < batch:
+                break
+        counts["revocations"] = await self._denylist.gc(batch=batch)
+        return counts

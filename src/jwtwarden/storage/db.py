@@ -1,0 +1,141 @@
+"""The database connection: SQLite by default, PostgreSQL to scale out, both async.
+
+``database_url()`` maps what people write (``postgresql://user@host/db``, ``sqlite:///x.db``)
+to the async drivers (asyncpg, aiosqlite). :class:`Database` gives two kinds of
+connection: :meth:`~Database.transaction` for every state change (``BEGIN IMMEDIATE`` on
+SQLite, serialised in process so writers never spin on SQLite's busy handler) and
+:meth:`~Database.read`. Connection failures become
+:class:`~jwtwarden.errors.TemporarilyUnavailable`, which the HTTP layer answers with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from jwtwarden.errors import TemporarilyUnavailable
+
+__all__ = ["Database", "database_url"]
+
+_READ_OPTION = "jwtwarden_read"
+
+
+def database_url(url: str | None, data_dir: Path) -> str:
+    """The async SQLAlchemy URL for ``url`` (default: SQLite in ``data_dir``)."""
+    if url is None:
+        return f"sqlite+aiosqlite:///{(data_dir / 'jwtwarden.db').resolve()}"
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain):]
+    return url
+
+
+class Database:
+    """An async engine plus the transaction discipline jwtwarden relies on."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 5.0,
+    ) -> None:
+        parsed = sa.make_url(url)
+        backend = parsed.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("the database must be SQLite or PostgreSQL")
+        self.dialect: Literal["sqlite", "postgresql"] = backend  # type: ignore[assignment]
+        self.url = parsed
+        options: dict[str, Any] = {}
+        if backend == "postgresql":
+            options |= {
+                "pool_size": pool_size,
+                "max_overflow": max_overflow,
+                "pool_timeout": pool_timeout,
+                "pool_pre_ping": True,
+                "connect_args": {"timeout": pool_timeout, "command_timeout": 30},
+            }
+        else:
+            options["connect_args"] = {"timeout": 30}
+        self.engine: AsyncEngine = create_async_engine(parsed, **options)
+        self._write_lock: asyncio.Lock | None = None
+        if backend == "sqlite":
+            self._write_lock = asyncio.Lock()
+            _sqlite_discipline(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed when the block ends, rolled back on error."""
+        try:
+            if self._write_lock is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+            else:
+                async with self._write_lock, self.engine.begin() as conn:
+                    yield conn
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError) as error:
+            raise _unavailable(error) from None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only unit of work (a deferred transaction on SQLite)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(**{_READ_OPTION: True})
+                yield conn
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError) as error:
+            raise _unavailable(error) from None
+
+    async def ping(self) -> None:
+        """Raise :class:`TemporarilyUnavailable` unless the database answers."""
+        async with self.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def _unavailable(error: BaseException) -> TemporarilyUnavailable:
+    # The driver's message may contain host names or SQL; the log gets the class only.
+    return TemporarilyUnavailable(f"the database is unavailable ({type(error).__name__})")
+
+
+def _sqlite_discipline(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, a busy timeout, and explicit BEGIN IMMEDIATE for writers."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",  # with WAL: durable across process crashes
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: sa.Connection) -> None:
+        read_only = conn.get_execution_options().get(_READ_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -1,0 +1,117 @@
+"""The current schema, as SQLAlchemy Core tables, for queries.
+
+The database is created and upgraded only by :mod:`jwtwarden.storage.migrations`; these
+definitions describe what the last migration leaves behind (a test checks they agree).
+Times are Unix seconds as double precision; secrets are never stored: refresh tokens as
+SHA-256 hashes, client secrets as SHA-256 hashes, passwords as argon2id hashes, private
+keys encrypted under the key-encryption key.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "clients",
+    "families",
+    "meta",
+    "metadata",
+    "refresh_tokens",
+    "revocations",
+    "signing_keys",
+    "users",
+]
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("username", sa.Text, nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False, server_default=""),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+clients = sa.Table(
+    "clients",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("secret_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("permissions", sa.Text, nullable=False, server_default=""),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+families = sa.Table(
+    "families",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("subject", sa.Text, nullable=False, index=True),
+    sa.Column("user_id", sa.Text, nullable=True),
+    sa.Column("scope", sa.Text, nullable=False, server_default=""),
+    sa.Column("claims", sa.Text, nullable=True),  # extra access-token claims, JSON
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),  # absolute lifetime
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("last_used_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+    sa.Column("revoked_reason", sa.Text, nullable=True),
+    sa.Column("last_access_jti", sa.Text, nullable=True),
+    sa.Column("last_access_exp", sa.Double, nullable=True),
+    sa.Column("client_id", sa.Text, nullable=True),  # migration 2
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.LargeBinary(32), primary_key=True),
+    sa.Column(
+        "family_id",
+        sa.Text,
+        sa.ForeignKey("families.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),  # idle lifetime
+    sa.Column("used_at", sa.Double, nullable=True),
+)
+
+revocations = sa.Table(
+    "revocations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("cutoff", sa.Double, nullable=True),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("kid", sa.Text, primary_key=True),
+    sa.Column("alg", sa.Text, nullable=False),
+    sa.Column("public_jwk", sa.Text, nullable=False),
+    sa.Column("encrypted_private", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("publish_at", sa.Double, nullable=False),
+    sa.Column("activate_at", sa.Double, nullable=False),
+    sa.Column("retire_at", sa.Double, nullable=True),
+    sa.Column("remove_at", sa.Double, nullable=True),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)

@@ -1,0 +1,116 @@
+"""Browser clients: the refresh token in an HttpOnly cookie, CSRF proof for cookie requests.
+
+Cookies (all ``Secure``, ``SameSite=Strict``):
+
+- ``__Secure-jwtwarden-refresh``: the refresh token, ``HttpOnly``, ``Path=/v1/auth`` so it
+  is only ever sent to the auth endpoints;
+- ``__Secure-jwtwarden-csrf``: the CSRF token, readable by the page's script (double submit);
+- ``__Secure-jwtwarden-access`` (only with ``access_cookie``): the access token, ``HttpOnly``,
+  for server-rendered apps; single-page apps keep the access token from the JSON body in memory.
+
+A CSRF token is ``random.mac`` where ``mac = HMAC-SHA-256(csrf_key, family_id "." random)``
+(truncated to 128 bits): it is bound to one session and cannot be minted without the key.
+Every state-changing request authenticated by a cookie must send it back in the
+``X-CSRF-Token`` header (equal to the cookie), and must not come from another site
+(``Sec-Fetch-Site`` other than ``same-origin``/``none``, or an ``Origin`` outside the allowed
+origins, is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from jwtwarden.jose.b64 import b64url_encode
+
+__all__ = [
+    "ACCESS_COOKIE",
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "REFRESH_COOKIE",
+    "REFRESH_PATH",
+    "CsrfError",
+    "check_csrf",
+    "check_origin",
+    "clear_cookies",
+    "make_csrf_token",
+    "set_session_cookies",
+]
+
+REFRESH_COOKIE = "__Secure-jwtwarden-refresh"
+CSRF_COOKIE = "__Secure-jwtwarden-csrf"
+ACCESS_COOKIE = "__Secure-jwtwarden-access"
+CSRF_HEADER = "x-csrf-token"
+REFRESH_PATH = "/v1/auth"
+
+
+class CsrfError(Exception):
+    """A cookie-authenticated request failed the CSRF or origin check (answered with 403)."""
+
+
+def _mac(key: bytes, family_id: str, nonce: str) -> str:
+    digest = hmac.new(key, f"{family_id}.{nonce}".encode(), hashlib.sha256).digest()
+    return b64url_encode(digest[:16])
+
+
+def make_csrf_token(key: bytes, family_id: str) -> str:
+    nonce = b64url_encode(os.urandom(16))
+    return f"{nonce}.{_mac(key, family_id, nonce)}"
+
+
+def check_csrf(request: Request, key: bytes, family_id: str | None) -> None:
+    """Header equals cookie, and the token was minted for ``family_id`` by us."""
+    header = request.headers.get(CSRF_HEADER, "")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not header or not cookie or not hmac.compare_digest(header, cookie):
+        raise CsrfError("missing or mismatched CSRF token")
+    nonce, _, mac = header.partition(".")
+    if family_id is None or not nonce or not hmac.compare_digest(mac, _mac(key, family_id, nonce)):
+        raise CsrfError("the CSRF token does not belong to this session")
+
+
+def check_origin(request: Request, allowed: frozenset[str]) -> None:
+    """Refuse requests a browser marks as cross-site, or whose Origin is not allowed."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise CsrfError("cross-site request")
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in allowed:
+        raise CsrfError("request from an origin that is not allowed")
+
+
+def set_session_cookies(
+    response: Response,
+    *,
+    refresh_token: str,
+    refresh_max_age: int,
+    csrf_token: str,
+    access_token: str | None = None,
+    access_max_age: int = 0,
+) -> None:
+    response.set_cookie(
+        REFRESH_COOKIE, refresh_token, max_age=refresh_max_age, path=REFRESH_PATH,
+        secure=True, httponly=True, samesite="strict",
+    )
+    response.set_cookie(
+        CSRF_COOKIE, csrf_token, max_age=refresh_max_age, path="/",
+        secure=True, httponly=False, samesite="strict",
+    )
+    if access_token is not None:
+        response.set_cookie(
+            ACCESS_COOKIE, access_token, max_age=access_max_age, path="/",
+            secure=True, httponly=True, samesite="strict",
+        )
+
+
+def clear_cookies(response: Response) -> None:
+    for name, path, httponly in (
+        (REFRESH_COOKIE, REFRESH_PATH, True),
+        (CSRF_COOKIE, "/", False),
+        (ACCESS_COOKIE, "/", True),
+    ):
+        response.delete_cookie(name, path=path, secure=True, httponly=httponly, samesite="strict")
