@@ -314,3 +314,34 @@ async def test_concurrent_refreshes_within_grace_all_get_the_same_successor(tmp_
         results = await asyncio.gather(*(state.sessions.refresh(pair.refresh_token) for _ in range(50)))
         assert len({r.refresh_token for r in results}) == 1
         assert await usable_tokens(state, pair.family_id) == 1
+
+
+async def test_an_emergency_key_revocation_refuses_its_tokens_at_once(tmp_path: Path, clock: FakeClock) -> None:
+    async with service_state(make_settings(tmp_path), clock) as state:
+        pair = await login(state)
+        kid = decode_unverified(pair.access_token).header["kid"]
+        replacement = await state.sessions.revoke_signing_key(kid)
+        with pytest.raises(errors.UnknownKey):
+            state.sessions.verify_access(pair.access_token)
+        assert kid not in {k["kid"] for k in state.keyring.jwks()["keys"]}
+        assert replacement is not None and replacement != kid
+        renewed = await state.sessions.refresh(pair.refresh_token)  # the session itself survives
+        assert decode_unverified(renewed.access_token).header["kid"] == replacement
+        feed = await state.denylist.changes(None, 0)
+    assert {"kind": "kid", "value": kid} in [{k: r[k] for k in ("kind", "value")} for r in feed["revocations"]]
+
+
+async def test_key_rotation_publishes_first_and_signs_later(tmp_path: Path, clock: FakeClock) -> None:
+    async with service_state(make_settings(tmp_path, jwks_max_age=300), clock) as state:
+        old = state.keyring.issuer().key.kid
+        token = (await login(state)).access_token
+        new = await state.keyring.rotate()
+        published = {k["kid"] for k in state.keyring.jwks()["keys"]}
+        assert published == {old, new.kid}
+        assert state.keyring.issuer().key.kid == old  # not signing yet
+        assert state.keyring.jwks_max_age() <= 300
+        clock.advance(300)
+        assert state.keyring.issuer().key.kid == new.kid
+        state.sessions.verify_access(token)  # the old key still verifies its tokens
+        clock.advance(900 + 30)
+        assert {k["kid"] for k in state.keyring.jwks()["keys"]} == {new.kid}

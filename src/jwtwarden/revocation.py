@@ -7,7 +7,10 @@ Three scopes, each an entry that expires by itself once no token it covers can b
   reuse; kept for the longest access-token lifetime;
 - ``sub``: every access token of a user issued before a cutoff (log out everywhere); kept for
   the longest access-token lifetime. The subject is stored as a hash
-  (:func:`subject_key`), so a published revocation list does not name users.
+  (:func:`subject_key`), so a published revocation list does not name users;
+- ``kid``: an emergency-revoked signing key. Claims cannot show it (the ``kid`` is in the
+  header), so it is not checked here: whoever holds the keys drops that key and refetches
+  (see :meth:`RevocationSet.revoked_kids`).
 
 :class:`RevocationSet` holds them in process and answers a check without I/O. The token
 service fills it from its database or Redis; resource servers fill it from the service's
@@ -27,8 +30,8 @@ from jwtwarden.policy import Clock, system_clock
 
 __all__ = ["Revocation", "RevocationKind", "RevocationSet", "subject_key"]
 
-RevocationKind = Literal["jti", "sid", "sub"]
-KINDS: tuple[RevocationKind, ...] = ("jti", "sid", "sub")
+RevocationKind = Literal["jti", "sid", "sub", "kid"]
+KINDS: tuple[RevocationKind, ...] = ("jti", "sid", "sub", "kid")
 
 
 def subject_key(subject: str) -> str:
@@ -81,13 +84,14 @@ class RevocationSet:
     batch, at most once a second).
     """
 
-    __slots__ = ("_clock", "_jti", "_last_prune", "_sid", "_sub")
+    __slots__ = ("_clock", "_jti", "_kid", "_last_prune", "_sid", "_sub")
 
     def __init__(self, entries: Iterable[Revocation] = (), *, clock: Clock = system_clock) -> None:
         self._clock = clock
         self._jti: dict[str, float] = {}
         self._sid: dict[str, float] = {}
         self._sub: dict[str, tuple[float, float]] = {}  # key -> (cutoff, expires_at)
+        self._kid: dict[str, float] = {}
         self._last_prune = 0.0
         self.add_many(entries)
 
@@ -100,6 +104,8 @@ class RevocationSet:
                 self._jti[e.value] = max(e.expires_at, self._jti.get(e.value, 0.0))
             elif e.kind == "sid":
                 self._sid[e.value] = max(e.expires_at, self._sid.get(e.value, 0.0))
+            elif e.kind == "kid":
+                self._kid[e.value] = max(e.expires_at, self._kid.get(e.value, 0.0))
             else:
                 assert e.cutoff is not None  # noqa: S101 - __post_init__ guarantees it
                 old_cutoff, old_exp = self._sub.get(e.value, (0.0, 0.0))
@@ -113,7 +119,7 @@ class RevocationSet:
         now = self._clock() if now is None else now
         self._last_prune = now
         dropped = 0
-        for table in (self._jti, self._sid):
+        for table in (self._jti, self._sid, self._kid):
             dead = [k for k, exp in table.items() if exp <= now]
             for k in dead:
                 del table[k]
@@ -127,6 +133,11 @@ class RevocationSet:
         self._jti.clear()
         self._sid.clear()
         self._sub.clear()
+        self._kid.clear()
+
+    def revoked_kids(self) -> frozenset[str]:
+        """Signing keys revoked in an emergency (drop them from any key set)."""
+        return frozenset(self._kid)
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """True when any entry covers these (already verified) claims."""
@@ -154,10 +165,12 @@ class RevocationSet:
         out = [Revocation("jti", k, v) for k, v in self._jti.items()]
         out += [Revocation("sid", k, v) for k, v in self._sid.items()]
         out += [Revocation("sub", k, exp, cutoff) for k, (cutoff, exp) in self._sub.items()]
+        out += [Revocation("kid", k, v) for k, v in self._kid.items()]
         return out
 
     def __len__(self) -> int:
-        return len(self._jti) + len(self._sid) + len(self._sub)
+        return len(self._jti) + len(self._sid) + len(self._sub) + len(self._kid)
 
     def __repr__(self) -> str:
-        return f"RevocationSet(jti={len(self._jti)}, sid={len(self._sid)}, sub={len(self._sub)})"
+        return (f"RevocationSet(jti={len(self._jti)}, sid={len(self._sid)}, "
+                f"sub={len(self._sub)}, kid={len(self._kid)})")

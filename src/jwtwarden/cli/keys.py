@@ -125,10 +125,10 @@ def revoke(config_file: Path | None, kid: str) -> None:
     Example:
       jwtwarden keys revoke 3x9Vw0... --yes
     """
-    replacement = with_state(service_settings(config_file), lambda s: s.keyring.revoke(kid))
+    replacement = with_state(service_settings(config_file), lambda s: s.sessions.revoke_signing_key(kid))
     click.echo(f"key {kid} revoked")
     if replacement is not None:
-        click.echo(f"new signing key {replacement.kid} active now")
+        click.echo(f"new signing key {replacement} active now")
 
 
 @keys.command("import")

@@ -19,13 +19,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jwtwarden.errors import RevocationUnavailable, TemporarilyUnavailable
+from jwtwarden.errors import RevocationUnavailable
 from jwtwarden.policy import Clock, system_clock
 from jwtwarden.revocation import Revocation, RevocationSet
 from jwtwarden.storage.db import Database
@@ -59,6 +59,7 @@ class DenyList:
         self._cursor = 0
         self._synced_at = monotonic()
         self._changed = asyncio.Event()
+        self.on_key_revoked: Callable[[], Awaitable[object]] | None = None
 
     def watch(self, max_staleness: float) -> None:
         """From now on, fail closed when no poll succeeded for ``max_staleness`` seconds."""
@@ -93,6 +94,8 @@ class DenyList:
             self.set.add_many(_entry(r) for r in rows)
             self._cursor = max(self._cursor, int(rows[-1]["id"]))
             self._wake()
+            if self.on_key_revoked is not None and any(r["kind"] == "kid" for r in rows):
+                await self.on_key_revoked()  # another process revoked a signing key
         self._synced_at = self._monotonic()
         return len(rows)
 
@@ -130,23 +133,25 @@ class DenyList:
         self._changed = asyncio.Event()
 
     async def changes(self, since: str | None, wait: float) -> dict[str, Any]:
-        """The revocation feed: a snapshot, or entries after ``since`` (long-poll ``wait`` s)."""
+        """The revocation feed: a snapshot, or entries after ``since`` (long-poll ``wait`` s).
+
+        A cursor the database has never issued (after a reset) or cannot parse gets a full
+        snapshot with ``reset: true``.
+        """
         cursor = _parse_cursor(since)
-        if cursor is not None and cursor == self._cursor and wait > 0:
-            event = self._changed
+        if cursor is not None and cursor >= self._cursor and wait > 0:
+            event = self._changed  # woken by our own revocations and by every poll that finds some
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(wait, FEED_MAX_WAIT))
         now = self._clock()
-        reset = cursor is None or cursor > self._cursor
-        query = sa.select(revocations).where(revocations.c.expires_at > now).order_by(revocations.c.id)
-        if not reset:
-            query = query.where(revocations.c.id > cursor)
-        try:
-            async with self._db.read() as conn:
-                rows = (await conn.execute(query)).mappings().all()
-        except TemporarilyUnavailable:
-            raise
-        top = max([self._cursor, *(int(r["id"]) for r in rows)])
+        async with self._db.read() as conn:
+            top = int((await conn.execute(sa.select(sa.func.max(revocations.c.id)))).scalar() or 0)
+            reset = cursor is None or cursor > top
+            query = sa.select(revocations).where(
+                revocations.c.expires_at > now, revocations.c.id <= top).order_by(revocations.c.id)
+            if not reset:
+                query = query.where(revocations.c.id > cursor)
+            rows = (await conn.execute(query)).mappings().all()
         return {
             "cursor": str(top),
             "reset": reset,

@@ -356,6 +356,18 @@ class SessionService:
                     conn, [Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY)])
         self._denylist.applied(revoked)
 
+    async def revoke_signing_key(self, kid: str) -> str | None:
+        """Emergency: take a key out of the JWKS, refuse its tokens, tell resource servers.
+
+        Returns the kid of the replacement signing key when the revoked key was signing.
+        """
+        replacement = await self._keyring.revoke(kid)
+        entry = Revocation("kid", kid, self._clock() + self._settings.access_lifetime + DEFAULT_LEEWAY)
+        async with self._db.transaction() as conn:
+            await self._denylist.record(conn, [entry])
+        self._denylist.applied([entry])
+        return None if replacement is None else replacement.kid
+
     # ---- verifying ----------------------------------------------------------------------
 
     def verify_access(self, token: str) -> Claims:

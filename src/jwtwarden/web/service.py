@@ -85,13 +85,18 @@ async def build_state(
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
     )
-    await migrate(db)
-    kek = load_kek(settings.kek, settings.data_dir)
-    keyring = KeyRing(db, kek, settings, clock=clock)
-    await keyring.check_kek()
-    await keyring.ensure_signing_key()
-    denylist = DenyList(db, clock=clock, fail_open=settings.revocation_fail_open)
-    await denylist.load()
+    try:
+        await migrate(db)
+        kek = load_kek(settings.kek, settings.data_dir)
+        keyring = KeyRing(db, kek, settings, clock=clock)
+        await keyring.check_kek()
+        await keyring.ensure_signing_key()
+        denylist = DenyList(db, clock=clock, fail_open=settings.revocation_fail_open)
+        denylist.on_key_revoked = keyring.load
+        await denylist.load()
+    except BaseException:
+        await db.dispose()  # no connection outlives a failed start
+        raise
     accounts = Accounts(db, hasher=hasher, clock=clock)
     sessions = SessionService(
         db, settings, keyring, denylist, accounts,
