@@ -223,7 +223,7 @@ def test_disable_delete_and_new_password_end_every_session(tmp_path: Path, comma
             with pytest.raises(errors.RefreshRevoked):
                 await state.sessions.refresh(refresh_token)
             with pytest.raises(errors.Revoked):
-                state.sessions.verify_access(access_token)
+                (await state.sessions.verify_access(access_token))
 
     asyncio.run(after())
 

@@ -49,7 +49,7 @@ def clock() -> FakeClock:
 async def test_login_gives_a_pair_with_the_registered_claims(tmp_path: Path, database_url: str, clock: FakeClock) -> None:
     async with service_state(make_settings(tmp_path, database_url), clock) as state:
         pair = await login(state)
-        claims = state.sessions.verify_access(pair.access_token)
+        claims = (await state.sessions.verify_access(pair.access_token))
         header = decode_unverified(pair.access_token).header
     assert header["typ"] == "at+jwt" and header["alg"] == "ES256"
     assert claims.sid == pair.family_id and claims.iss == "http://127.0.0.1:8000" and claims.aud == ("api",)
@@ -73,7 +73,7 @@ async def test_refresh_rotates_and_spends_the_old_token(tmp_path: Path, database
         second = await state.sessions.refresh(first.refresh_token)
         assert second.refresh_token != first.refresh_token
         assert second.family_id == first.family_id
-        assert state.sessions.verify_access(second.access_token).iat == NOW + 60
+        assert (await state.sessions.verify_access(second.access_token)).iat == NOW + 60
         assert await usable_tokens(state, first.family_id) == 1
 
 
@@ -87,9 +87,9 @@ async def test_reuse_revokes_the_family_and_its_access_tokens(tmp_path: Path, da
         with pytest.raises(errors.RefreshRevoked):
             await state.sessions.refresh(second.refresh_token)
         with pytest.raises(errors.Revoked):
-            state.sessions.verify_access(second.access_token)
+            (await state.sessions.verify_access(second.access_token))
         with pytest.raises(errors.Revoked):
-            state.sessions.verify_access(first.access_token)
+            (await state.sessions.verify_access(first.access_token))
         assert await usable_tokens(state, first.family_id) == 0
 
 
@@ -102,7 +102,7 @@ async def test_reuse_is_recorded_durably_for_other_replicas(tmp_path: Path, data
             await state.sessions.refresh(first.refresh_token)
     async with service_state(settings, clock) as other:  # a fresh process: nothing in memory
         with pytest.raises(errors.Revoked):
-            other.sessions.verify_access(second.access_token)
+            (await other.sessions.verify_access(second.access_token))
 
 
 async def test_grace_window_replays_the_same_successor(tmp_path: Path, database_url: str, clock: FakeClock) -> None:
@@ -183,13 +183,13 @@ async def test_logout_revokes_the_family_and_the_access_token(tmp_path: Path, da
     async with service_state(make_settings(tmp_path, database_url), clock) as state:
         pair = await login(state)
         other = await login(state)
-        claims = state.sessions.verify_access(pair.access_token)
+        claims = (await state.sessions.verify_access(pair.access_token))
         await state.sessions.logout(claims, pair.refresh_token)
         with pytest.raises(errors.Revoked):
-            state.sessions.verify_access(pair.access_token)
+            (await state.sessions.verify_access(pair.access_token))
         with pytest.raises(errors.RefreshRevoked):
             await state.sessions.refresh(pair.refresh_token)
-        state.sessions.verify_access(other.access_token)  # another session is untouched
+        (await state.sessions.verify_access(other.access_token))  # another session is untouched
         await state.sessions.refresh(other.refresh_token)
 
 
@@ -197,7 +197,7 @@ async def test_logout_cannot_end_someone_elses_session(tmp_path: Path, clock: Fa
     async with service_state(make_settings(tmp_path), clock) as state:
         alice = await login(state, "alice")
         mallory = await login(state, "mallory")
-        claims = state.sessions.verify_access(mallory.access_token)
+        claims = (await state.sessions.verify_access(mallory.access_token))
         await state.sessions.logout(claims, alice.refresh_token)
         await state.sessions.refresh(alice.refresh_token)
 
@@ -206,19 +206,19 @@ async def test_logout_all_ends_every_session_and_earlier_tokens(tmp_path: Path, 
     async with service_state(make_settings(tmp_path, database_url), clock) as state:
         sessions = [await login(state) for _ in range(3)]
         bob = await login(state, "bob")
-        sub = state.sessions.verify_access(sessions[0].access_token).sub
+        sub = (await state.sessions.verify_access(sessions[0].access_token)).sub
         assert sub is not None
         clock.advance(1)
         assert await state.sessions.logout_all(sub) == 3
         for pair in sessions:
             with pytest.raises(errors.Revoked):
-                state.sessions.verify_access(pair.access_token)
+                (await state.sessions.verify_access(pair.access_token))
             with pytest.raises(errors.RefreshRevoked):
                 await state.sessions.refresh(pair.refresh_token)
-        state.sessions.verify_access(bob.access_token)
+        (await state.sessions.verify_access(bob.access_token))
         clock.advance(1)
         fresh = await login(state)  # logging in again works at once
-        state.sessions.verify_access(fresh.access_token)
+        (await state.sessions.verify_access(fresh.access_token))
 
 
 async def test_rfc7009_revoking_a_refresh_token_ends_its_family(tmp_path: Path, clock: FakeClock) -> None:
@@ -228,7 +228,7 @@ async def test_rfc7009_revoking_a_refresh_token_ends_its_family(tmp_path: Path, 
         with pytest.raises(errors.RefreshRevoked):
             await state.sessions.refresh(pair.refresh_token)
         with pytest.raises(errors.Revoked):
-            state.sessions.verify_access(pair.access_token)
+            (await state.sessions.verify_access(pair.access_token))
 
 
 async def test_rfc7009_revoking_an_access_token_deny_lists_only_it(tmp_path: Path, clock: FakeClock) -> None:
@@ -236,9 +236,9 @@ async def test_rfc7009_revoking_an_access_token_deny_lists_only_it(tmp_path: Pat
         pair = await login(state)
         await state.sessions.revoke(pair.access_token, "access_token")
         with pytest.raises(errors.Revoked):
-            state.sessions.verify_access(pair.access_token)
+            (await state.sessions.verify_access(pair.access_token))
         renewed = await state.sessions.refresh(pair.refresh_token)
-        state.sessions.verify_access(renewed.access_token)
+        (await state.sessions.verify_access(renewed.access_token))
 
 
 async def test_revoking_garbage_is_not_an_error(tmp_path: Path, clock: FakeClock) -> None:
@@ -262,10 +262,10 @@ async def test_introspection_of_both_token_kinds(tmp_path: Path, clock: FakeCloc
 async def test_trusted_backend_sessions_carry_linted_claims(tmp_path: Path, clock: FakeClock) -> None:
     async with service_state(make_settings(tmp_path), clock) as state:
         pair = await state.sessions.create_session("ext-42", scope="read", claims={"tenant": "acme"})
-        claims = state.sessions.verify_access(pair.access_token)
+        claims = (await state.sessions.verify_access(pair.access_token))
         assert (claims.sub, claims["tenant"], claims.scopes) == ("ext-42", "acme", frozenset({"read"}))
         renewed = await state.sessions.refresh(pair.refresh_token)
-        assert state.sessions.verify_access(renewed.access_token)["tenant"] == "acme"
+        assert (await state.sessions.verify_access(renewed.access_token))["tenant"] == "acme"
         with pytest.raises(errors.SensitiveClaim):
             await state.sessions.create_session("ext-42", claims={"password": "hunter2"})
         async with state.db.read() as conn:  # the refused session left nothing behind
@@ -276,7 +276,7 @@ async def test_access_lifetime_jitter_shortens_tokens_a_little(tmp_path: Path, c
     async with service_state(make_settings(tmp_path, access_jitter=60), clock) as state:
         lifetimes = set()
         for _ in range(30):
-            claims = state.sessions.verify_access((await login(state)).access_token)
+            claims = await state.sessions.verify_access((await login(state)).access_token)
             lifetimes.add(claims.exp - claims.iat)  # type: ignore[operator]
     assert lifetimes <= set(range(840, 901)) and len(lifetimes) > 3
 
@@ -322,7 +322,7 @@ async def test_an_emergency_key_revocation_refuses_its_tokens_at_once(tmp_path: 
         kid = decode_unverified(pair.access_token).header["kid"]
         replacement = await state.sessions.revoke_signing_key(kid)
         with pytest.raises(errors.UnknownKey):
-            state.sessions.verify_access(pair.access_token)
+            (await state.sessions.verify_access(pair.access_token))
         assert kid not in {k["kid"] for k in state.keyring.jwks()["keys"]}
         assert replacement is not None and replacement != kid
         renewed = await state.sessions.refresh(pair.refresh_token)  # the session itself survives
@@ -342,6 +342,6 @@ async def test_key_rotation_publishes_first_and_signs_later(tmp_path: Path, cloc
         assert state.keyring.jwks_max_age() <= 300
         clock.advance(300)
         assert state.keyring.issuer().key.kid == new.kid
-        state.sessions.verify_access(token)  # the old key still verifies its tokens
+        (await state.sessions.verify_access(token))  # the old key still verifies its tokens
         clock.advance(900 + 30)
         assert {k["kid"] for k in state.keyring.jwks()["keys"]} == {new.kid}

@@ -54,7 +54,7 @@ async def _open(settings: Settings) -> AsyncIterator[Any]:
     try:
         yield state
     finally:
-        await state.db.dispose()
+        await state.close()
 
 
 def with_state(settings: Settings, job: Callable[[Any], Awaitable[T]]) -> T:

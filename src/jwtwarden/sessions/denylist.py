@@ -20,18 +20,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jwtwarden.errors import RevocationUnavailable
+from jwtwarden.errors import RevocationUnavailable, Revoked
 from jwtwarden.policy import Clock, system_clock
 from jwtwarden.revocation import Revocation, RevocationSet
 from jwtwarden.storage.db import Database
 from jwtwarden.storage.schema import revocations
 
 Row = Mapping[Any, Any]  # a database row (RowMapping)
+
+if TYPE_CHECKING:
+    from jwtwarden.storage.redis import RedisRevocations
 
 __all__ = ["DenyList"]
 
@@ -49,6 +52,7 @@ class DenyList:
         clock: Clock = system_clock,
         fail_open: bool = False,
         monotonic: Clock = time.monotonic,
+        redis_url: str | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -60,6 +64,11 @@ class DenyList:
         self._synced_at = monotonic()
         self._changed = asyncio.Event()
         self.on_key_revoked: Callable[[], Awaitable[object]] | None = None
+        self.redis: RedisRevocations | None = None
+        if redis_url is not None:
+            from jwtwarden.storage.redis import RedisRevocations  # the redis extra
+
+            self.redis = RedisRevocations(redis_url, self.set, clock=clock, reconcile=self.live)
 
     def watch(self, max_staleness: float) -> None:
         """From now on, fail closed when no poll succeeded for ``max_staleness`` seconds."""
@@ -78,8 +87,9 @@ class DenyList:
                 sa.select(revocations).where(revocations.c.expires_at > now)
                 .order_by(revocations.c.id))).mappings().all()
             top = (await conn.execute(sa.select(sa.func.max(revocations.c.id)))).scalar()
-        fresh = RevocationSet((_entry(r) for r in rows), clock=self._clock)
-        self.set = fresh
+        entries = [_entry(r) for r in rows]
+        self.set.clear()  # in place: the Redis follower and others hold this very set
+        self.set.add_many(entries)
         self._cursor = int(top or 0)
         self._synced_at = self._monotonic()
         self._wake()
@@ -114,18 +124,49 @@ class DenyList:
             )
         return batch
 
-    def applied(self, entries: Iterable[Revocation]) -> None:
-        """Mirror committed revocations at once (before the next poll)."""
-        self.set.add_many(entries)
-        self._wake()
+    async def applied(self, entries: Iterable[Revocation]) -> None:
+        """Mirror committed revocations at once, and broadcast them through Redis if configured.
 
-    def check(self, claims: Mapping[str, Any]) -> None:
-        """Raise ``Revoked``, or ``RevocationUnavailable`` when the mirror is too stale."""
-        stale = self._max_staleness
-        if stale is not None and self._monotonic() - self._synced_at > stale:
-            if not self._fail_open:
-                raise RevocationUnavailable("the deny list could not be refreshed")
-            log.warning("deny list stale; failing OPEN as configured")
+        A Redis failure here loses nothing: the rows are committed, and the follower pushes
+        them into Redis when it reconnects (until then every replica fails closed).
+        """
+        batch = list(entries)
+        self.set.add_many(batch)
+        self._wake()
+        if self.redis is not None and batch:
+            with contextlib.suppress(RevocationUnavailable):
+                await self.redis.publish(batch)
+
+    async def live(self) -> list[Revocation]:
+        """Every unexpired revocation in the database (what Redis must hold)."""
+        now = self._clock()
+        async with self._db.read() as conn:
+            rows = (await conn.execute(
+                sa.select(revocations).where(revocations.c.expires_at > now))).mappings().all()
+        return [_entry(r) for r in rows]
+
+    async def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise ``Revoked``; or ``RevocationUnavailable`` when the state cannot be trusted.
+
+        With Redis: the in-process set while the subscription is in sync, else one MGET
+        round trip, else (Redis unreachable) fail closed. Without Redis: the set, as long
+        as the database poll is not stale.
+        """
+        if self.redis is not None:
+            if not self.redis.healthy:
+                try:
+                    if await self.redis.check_remote(claims):
+                        raise Revoked("the token has been revoked")
+                except RevocationUnavailable:
+                    if not self._fail_open:
+                        raise
+                    log.warning("deny list (Redis) unreachable; failing OPEN as configured")
+        else:
+            stale = self._max_staleness
+            if stale is not None and self._monotonic() - self._synced_at > stale:
+                if not self._fail_open:
+                    raise RevocationUnavailable("the deny list could not be refreshed")
+                log.warning("deny list stale; failing OPEN as configured")
         self.set.check(claims)
 
     def _wake(self) -> None:

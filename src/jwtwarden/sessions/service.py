@@ -178,7 +178,7 @@ class SessionService:
         async with self._db.transaction() as conn:
             outcome = await self._rotate(conn, token_hash, successor)
         if isinstance(outcome, _Refused):
-            self._denylist.applied(outcome.revoked)
+            await self._denylist.applied(outcome.revoked)
             events.info("refresh refused", extra={"event": "refresh_refused", "reason": outcome.error.code})
             raise outcome.error
         return outcome
@@ -294,7 +294,7 @@ class SessionService:
             if claims is not None and claims.jti:
                 revoked += await self._denylist.record(
                     conn, [Revocation("jti", claims.jti, float(claims.exp) + DEFAULT_LEEWAY)])
-        self._denylist.applied(revoked)
+        await self._denylist.applied(revoked)
         events.info("logout", extra={"event": "logout", "families": len(family_ids)})
 
     async def family_of(self, refresh_token: str) -> str | None:
@@ -324,7 +324,7 @@ class SessionService:
             horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
             revoked += await self._denylist.record(
                 conn, [Revocation("sub", subject_key(subject), horizon, cutoff=float(int(now)))])
-        self._denylist.applied(revoked)
+        await self._denylist.applied(revoked)
         events.info("logout everywhere", extra={"event": "logout_all", "families": len(rows)})
         return len(rows)
 
@@ -354,7 +354,7 @@ class SessionService:
             async with self._db.transaction() as conn:
                 revoked = await self._denylist.record(
                     conn, [Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY)])
-        self._denylist.applied(revoked)
+        await self._denylist.applied(revoked)
 
     async def revoke_signing_key(self, kid: str) -> str | None:
         """Emergency: take a key out of the JWKS, refuse its tokens, tell resource servers.
@@ -365,15 +365,15 @@ class SessionService:
         entry = Revocation("kid", kid, self._clock() + self._settings.access_lifetime + DEFAULT_LEEWAY)
         async with self._db.transaction() as conn:
             await self._denylist.record(conn, [entry])
-        self._denylist.applied([entry])
+        await self._denylist.applied([entry])
         return None if replacement is None else replacement.kid
 
     # ---- verifying ----------------------------------------------------------------------
 
-    def verify_access(self, token: str) -> Claims:
+    async def verify_access(self, token: str) -> Claims:
         """Full verification of one of our access tokens, deny list included."""
         claims = self._keyring.verifier().verify(token)
-        self._denylist.check(claims)
+        await self._denylist.check(claims)
         return claims
 
     async def introspect(self, token: str, hint: str | None = None) -> dict[str, Any]:
@@ -381,7 +381,7 @@ class SessionService:
         if token.startswith(PREFIX) and hint != "access_token":
             return await self._introspect_refresh(token)
         try:
-            claims = self.verify_access(token)
+            claims = await self.verify_access(token)
         except JWTError:
             return {"active": False}
         out = claims.to_dict()

@@ -11,6 +11,7 @@ SQLite, serialised in process so writers never spin on SQLite's busy handler) an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,10 @@ from jwtwarden.errors import TemporarilyUnavailable
 __all__ = ["Database", "database_url"]
 
 _READ_OPTION = "jwtwarden_read"
+# What a lost or broken database connection looks like through SQLAlchemy and the drivers:
+# every driver error except those that mean the statement itself was wrong.
+_CONNECTION_ERRORS = (exc.DBAPIError, exc.TimeoutError, OSError, TimeoutError)
+_STATEMENT_ERRORS = (exc.IntegrityError, exc.ProgrammingError, exc.DataError, exc.NotSupportedError)
 
 
 def database_url(url: str | None, data_dir: Path) -> str:
@@ -81,26 +86,46 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction: committed when the block ends, rolled back on error."""
-        try:
-            if self._write_lock is None:
-                async with self.engine.begin() as conn:
-                    yield conn
-            else:
-                async with self._write_lock, self.engine.begin() as conn:
-                    yield conn
-        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError) as error:
-            raise _unavailable(error) from None
+        """One write transaction: committed when the block ends, rolled back on error.
+
+        A connection that failed (server gone, connection in a broken state) is invalidated,
+        never handed out again, and the failure becomes ``TemporarilyUnavailable``.
+        """
+        if self._write_lock is None:
+            async with self._unit(read=False) as conn:
+                yield conn
+        else:
+            async with self._write_lock, self._unit(read=False) as conn:
+                yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only unit of work (a deferred transaction on SQLite)."""
+        async with self._unit(read=True) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _unit(self, *, read: bool) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self.engine.connect() as conn:
-                await conn.execution_options(**{_READ_OPTION: True})
-                yield conn
-        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError) as error:
+            conn = await self.engine.connect()
+        except _STATEMENT_ERRORS:
+            raise
+        except _CONNECTION_ERRORS as error:
             raise _unavailable(error) from None
+        try:
+            if read:
+                await conn.execution_options(**{_READ_OPTION: True})
+            async with conn.begin():
+                yield conn
+        except _STATEMENT_ERRORS:
+            raise
+        except _CONNECTION_ERRORS as error:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            raise _unavailable(error) from None
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def ping(self) -> None:
         """Raise :class:`TemporarilyUnavailable` unless the database answers."""

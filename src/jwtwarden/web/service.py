@@ -72,6 +72,11 @@ class ServiceState:
     account_limiter: FailureLimiter
     address_limiter: FailureLimiter
 
+    async def close(self) -> None:
+        if self.denylist.redis is not None:
+            await self.denylist.redis.stop()
+        await self.db.dispose()
+
 
 async def build_state(
     settings: Settings, *, clock: Clock = system_clock, hasher: PasswordHasher | None = None
@@ -91,9 +96,12 @@ async def build_state(
         keyring = KeyRing(db, kek, settings, clock=clock)
         await keyring.check_kek()
         await keyring.ensure_signing_key()
-        denylist = DenyList(db, clock=clock, fail_open=settings.revocation_fail_open)
+        denylist = DenyList(db, clock=clock, fail_open=settings.revocation_fail_open,
+                            redis_url=settings.redis_url)
         denylist.on_key_revoked = keyring.load
         await denylist.load()
+        if denylist.redis is not None:
+            await denylist.redis.start()
     except BaseException:
         await db.dispose()  # no connection outlives a failed start
         raise
@@ -278,7 +286,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await state.db.dispose()
+            await state.close()
 
     app = FastAPI(
         title="jwtwarden token service",
@@ -347,12 +355,12 @@ def _bearer(request: Request, settings: Settings) -> tuple[str | None, bool]:
     return None, False
 
 
-def _authenticate_bearer(request: Request, state: ServiceState) -> tuple[Claims, bool]:
+async def _authenticate_bearer(request: Request, state: ServiceState) -> tuple[Claims, bool]:
     token, from_cookie = _bearer(request, state.settings)
     if token is None:
         raise _Refused(bearer_error(None))
     try:
-        return state.sessions.verify_access(token), from_cookie
+        return await state.sessions.verify_access(token), from_cookie
     except JWTError as error:
         raise _Refused(bearer_error(error)) from None
 
@@ -504,7 +512,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         cookie_refresh = request.cookies.get(cookies.REFRESH_COOKIE) if state.settings.cookie_mode else None
         claims: Claims | None = None
         if token is not None:
-            claims, from_cookie = _authenticate_bearer(request, state)
+            claims, from_cookie = await _authenticate_bearer(request, state)
             if from_cookie:
                 _cookie_request_checks(request, state, claims.sid)
         elif cookie_refresh is not None and refresh_token is None:
@@ -523,7 +531,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     @_refused
     async def logout_all(request: Request) -> Response:
         state = _state(request)
-        claims, from_cookie = _authenticate_bearer(request, state)
+        claims, from_cookie = await _authenticate_bearer(request, state)
         if from_cookie or (state.settings.cookie_mode and request.cookies.get(cookies.REFRESH_COOKIE)
                            and request.headers.get(cookies.CSRF_HEADER) is not None):
             _cookie_request_checks(request, state, claims.sid)
@@ -568,7 +576,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
              summary="The claims of the presented access token, after full verification")
     @_refused
     async def userinfo(request: Request) -> Response:
-        claims, _ = _authenticate_bearer(request, _state(request))
+        claims, _ = await _authenticate_bearer(request, _state(request))
         return JSONResponse(claims.to_dict(), headers=no_store)
 
     @app.post("/v1/sessions", status_code=201, response_model=TokenResponse,
