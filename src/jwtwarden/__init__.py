@@ -14,6 +14,9 @@ Every rejection raises a subclass of :class:`jwtwarden.errors.JWTError` with a s
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from jwtwarden import errors
 from jwtwarden.issue import Issuer
 from jwtwarden.keys import AsymmetricKey, HMACKey, Key, KeySet
@@ -21,6 +24,26 @@ from jwtwarden.lint import Finding, Severity, lint_claims
 from jwtwarden.policy import Claims, Clock
 from jwtwarden.unverified import UnverifiedToken, decode_unverified
 from jwtwarden.verify import JWSVerifier, VerifiedJWS, Verifier
+
+if TYPE_CHECKING:
+    from jwtwarden.revocation import RevocationSet
+    from jwtwarden.web.jwks_client import RemoteJWKS, RemoteVerifier
+    from jwtwarden.web.resource import ResourceServer
+
+# Resource-server pieces load httpx; import them only when first used.
+_LAZY = {
+    "RemoteJWKS": "jwtwarden.web.jwks_client",
+    "RemoteVerifier": "jwtwarden.web.jwks_client",
+    "ResourceServer": "jwtwarden.web.resource",
+    "RevocationSet": "jwtwarden.revocation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jwtwarden' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 __all__ = [
     "AsymmetricKey",
@@ -32,6 +55,10 @@ __all__ = [
     "JWSVerifier",
     "Key",
     "KeySet",
+    "RemoteJWKS",
+    "RemoteVerifier",
+    "ResourceServer",
+    "RevocationSet",
     "Severity",
     "UnverifiedToken",
     "VerifiedJWS",

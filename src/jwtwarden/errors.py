@@ -26,7 +26,13 @@ or a secret.
     ├── InvalidCredentials                      invalid_credentials
     ├── RateLimited                             rate_limited   .retry_after
     ├── TemporarilyUnavailable                  temporarily_unavailable
-    │   └── RevocationUnavailable               revocation_unavailable
+    │   ├── RevocationUnavailable               revocation_unavailable
+    │   └── JWKSUnavailable                     jwks_unavailable
+    │       └── JWKSInvalid                     jwks_invalid
+    │           └── JWKSTooLarge                jwks_too_large
+    ├── MissingToken                            missing_token   (no bearer token sent)
+    ├── InvalidRequest                          invalid_request (token sent the wrong way)
+    ├── InsufficientScope                       insufficient_scope   .scopes .roles
     ├── RefreshError                            (abstract)
     │   ├── InvalidRefreshToken                 invalid_refresh_token
     │   ├── RefreshReused                       refresh_reused
@@ -54,14 +60,20 @@ __all__ = [
     "ClaimError",
     "Expired",
     "FamilyTooOld",
+    "InsufficientScope",
     "InvalidCredentials",
     "InvalidKey",
     "InvalidRefreshToken",
+    "InvalidRequest",
     "IssuedInFuture",
+    "JWKSInvalid",
+    "JWKSTooLarge",
+    "JWKSUnavailable",
     "JWTError",
     "MalformedClaim",
     "MalformedToken",
     "MissingClaim",
+    "MissingToken",
     "NotYetValid",
     "RateLimited",
     "RefreshError",
@@ -220,6 +232,47 @@ class RevocationUnavailable(TemporarilyUnavailable):
     """The revocation state cannot be read (deny list unreachable); failing closed."""
 
     code = "revocation_unavailable"
+
+
+class JWKSUnavailable(TemporarilyUnavailable):
+    """No usable key set: the JWKS endpoint failed and no copy fresh enough is left."""
+
+    code = "jwks_unavailable"
+
+
+class JWKSInvalid(JWKSUnavailable):
+    """The JWKS endpoint answered something that is not an acceptable public JWKS."""
+
+    code = "jwks_invalid"
+
+
+class JWKSTooLarge(JWKSInvalid):
+    """The JWKS response is larger than the size cap; it was not read further."""
+
+    code = "jwks_too_large"
+
+
+class MissingToken(JWTError):
+    """The request carries no bearer token (no ``Authorization`` header, or another scheme)."""
+
+    code = "missing_token"
+
+
+class InvalidRequest(JWTError):
+    """The request presents a token wrongly: several headers, bad syntax, or in the URL."""
+
+    code = "invalid_request"
+
+
+class InsufficientScope(JWTError):
+    """The token is valid but lacks a required scope or role."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, scopes: frozenset[str], roles: frozenset[str]) -> None:
+        self.scopes = scopes
+        self.roles = roles
+        super().__init__("the token lacks a required " + ("scope" if scopes else "role"))
 
 
 class RefreshError(JWTError):

@@ -215,7 +215,7 @@ class DenyList:
 
 
 def _parse_cursor(since: str | None) -> int | None:
-    if since is None or not since.isdigit() or len(since) > 18:
+    if since is None or not since.isascii() or not since.isdigit() or len(since) > 18:
         return None
     return int(since)
 

@@ -12,5 +12,10 @@
 from __future__ import annotations
 
 from jwtwarden.testing._clock import FakeClock
+from jwtwarden.testing._jwks import MockJWKS, MockRevocationFeed
 
-__all__ = ["FakeClock"]
+__all__ = [
+    "FakeClock",
+    "MockJWKS",
+    "MockRevocationFeed",
+]

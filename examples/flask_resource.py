@@ -1,0 +1,20 @@
+"""A Flask resource server: GET /hello answers the token's subject.
+
+    JWTWARDEN_JWKS_URL=https://auth.example.com/.well-known/jwks.json \\
+    JWTWARDEN_ISSUER=https://auth.example.com JWTWARDEN_AUDIENCE=api.example.com \\
+    gunicorn --chdir examples flask_resource:app      # or any WSGI server
+"""
+
+from flask import Flask
+
+from jwtwarden.web.resource import ResourceServer
+from jwtwarden.web.wsgi import WSGIBearerAuthMiddleware, claims_of
+
+server = ResourceServer.from_env()  # keys, issuer, audience, revocation feed
+app = Flask(__name__)
+app.wsgi_app = WSGIBearerAuthMiddleware(app.wsgi_app, server)  # type: ignore[method-assign]
+
+
+@app.get("/hello")
+def hello() -> dict[str, str | None]:
+    return {"sub": claims_of().sub}

@@ -1,0 +1,143 @@
+"""A pure ASGI middleware for resource servers: Starlette, FastAPI, Litestar, or bare ASGI.
+
+::
+
+    server = ResourceServer.from_env()
+    app = BearerAuthMiddleware(app, server, public_paths=["/health"])
+
+Every ``http`` and ``websocket`` request outside ``public_paths`` must carry a valid bearer
+token (see :mod:`jwtwarden.web.resource` for what is checked); its verified
+:class:`~jwtwarden.Claims` are put in ``scope["jwtwarden.claims"]`` (read them with
+:func:`claims_of`). A refused HTTP request is answered here, per RFC 6750 (401/403 with
+``WWW-Authenticate``, 400 ``invalid_request``, 503 with ``Retry-After``), never a 500; a
+refused websocket is closed with code 1008 before it is accepted.
+
+The middleware starts the revocation feed on lifespan startup (or on the first request) and
+stops it on lifespan shutdown. It imports no framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from jwtwarden.policy import Claims
+from jwtwarden.web.resource import (
+    CLAIMS_KEY,
+    SERVER_KEY,
+    MissingToken,
+    ResourceServer,
+    path_rules,
+    requirements,
+)
+
+__all__ = ["BearerAuthMiddleware", "authorization_values", "claims_of"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+"""Any ASGI 3 application (typed loosely: frameworks annotate scope/receive/send differently)."""
+
+
+def authorization_values(scope: Scope) -> list[str]:
+    """Every ``Authorization`` header value of an ASGI scope (usually zero or one)."""
+    # ASGI servers give header names in lower case (ASGI spec, HTTP connection scope).
+    return [value.decode("latin-1") for name, value in scope.get("headers", ())
+            if name == b"authorization"]
+
+
+def claims_of(request_or_scope: Any) -> Claims:
+    """The verified claims of a request (a Starlette/FastAPI ``Request`` or an ASGI scope).
+
+    Raises :class:`~jwtwarden.web.resource.MissingToken` when no middleware or dependency
+    verified this request.
+    """
+    scope = getattr(request_or_scope, "scope", request_or_scope)
+    claims = scope.get(CLAIMS_KEY)
+    if not isinstance(claims, Claims):
+        raise MissingToken("this request was not authenticated by jwtwarden")
+    return claims
+
+
+class BearerAuthMiddleware:
+    """ASGI middleware requiring a valid bearer token on every request but ``public_paths``.
+
+    ``public_paths``: exact paths, or prefixes when they end with ``/`` (``"/static/"``).
+    ``scopes`` / ``roles``: required of every token (use the FastAPI dependency or the
+    decorator for per-route requirements).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        server: ResourceServer,
+        *,
+        public_paths: Iterable[str] = (),
+        scopes: Iterable[str] | str = (),
+        roles: Iterable[str] | str = (),
+    ) -> None:
+        if not isinstance(server, ResourceServer):
+            raise TypeError("server must be a ResourceServer")
+        self.app = app
+        self.server = server
+        self._exact, self._prefixes = path_rules(public_paths)
+        self._scopes = requirements(scopes, "scopes")
+        self._roles = requirements(roles, "roles")
+
+    def _public(self, path: str) -> bool:
+        return path in self._exact or (bool(self._prefixes) and path.startswith(self._prefixes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.app(scope, self._lifespan_receive(receive), send)
+            return
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        server = self.server
+        scope[SERVER_KEY] = server
+        if self._public(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await server.aensure_started()
+            claims = await server.aauthenticate(
+                authorization_values(scope), scope.get("query_string", b"")
+            )
+            if self._scopes or self._roles:
+                server.authorize(claims, self._scopes, self._roles)
+        except Exception as error:  # noqa: BLE001 - every failure is an RFC 6750 answer
+            await self._refuse(kind, server, error, send)
+            return
+        scope[CLAIMS_KEY] = claims
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(kind: str, server: ResourceServer, error: Exception, send: Send) -> None:
+        denial = server.denial(error)
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": denial.error})
+            return
+        body = denial.body
+        headers = [(name.encode("latin-1"), value.encode("latin-1"))
+                   for name, value in denial.headers]
+        headers += [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode("ascii"))]
+        await send({"type": "http.response.start", "status": denial.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        server = self.server
+
+        async def wrapped() -> Message:
+            message = await receive()
+            if message.get("type") == "lifespan.startup":
+                await server.astart()
+            elif message.get("type") == "lifespan.shutdown":
+                await server.astop()
+            return message
+
+        return wrapped

@@ -1,0 +1,97 @@
+"""A FastAPI dependency that returns the verified claims of a request's bearer token.
+
+::
+
+    server = ResourceServer.from_env()
+    app = FastAPI(lifespan=server.lifespan)
+
+    @app.get("/hello")
+    async def hello(claims: Annotated[Claims, Depends(require_token(server))]) -> dict:
+        return {"sub": claims.sub}
+
+    @app.delete("/items/{id}")
+    async def delete(claims: Annotated[Claims, Depends(require_token(server, scopes="items:write"))]):
+        ...
+
+:func:`require_token` checks the token as :mod:`jwtwarden.web.resource` describes (reusing
+the claims when :class:`~jwtwarden.web.asgi.BearerAuthMiddleware` already verified this
+request), then the required scopes and roles. A refusal is an ``HTTPException`` carrying the
+RFC 6750 status and headers (401 + ``WWW-Authenticate``, 403 ``insufficient_scope``, 400
+``invalid_request``, 503 + ``Retry-After``); the body is ``{"detail": {"error": ...,
+"error_description": ...}}``. The route shows up in OpenAPI as protected by an HTTP bearer
+scheme.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from fastapi import HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from jwtwarden.policy import Claims
+from jwtwarden.web.asgi import authorization_values
+from jwtwarden.web.resource import CLAIMS_KEY, SERVER_KEY, ResourceServer, requirements
+
+__all__ = ["require_token"]
+
+log = logging.getLogger("jwtwarden.resource")
+_BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", scheme_name="jwtwarden")
+
+
+def require_token(
+    server: ResourceServer | None = None,
+    *,
+    scopes: Iterable[str] | str = (),
+    roles: Iterable[str] | str = (),
+) -> Callable[..., Awaitable[Claims]]:
+    """A dependency returning the request's verified :class:`~jwtwarden.Claims`.
+
+    ``server``: the :class:`ResourceServer` to verify with; when omitted, the one of the
+    :class:`~jwtwarden.web.asgi.BearerAuthMiddleware` wrapping the app (without either, the
+    request is refused with 503 and an error is logged). ``scopes`` / ``roles``: every one is
+    required (403 ``insufficient_scope`` otherwise). Scope and role names are checked now:
+    :class:`ValueError` for a name with spaces, quotes or backslashes.
+    """
+    if server is not None and not isinstance(server, ResourceServer):
+        raise TypeError("server must be a ResourceServer")
+    needed_scopes = requirements(scopes, "scopes")
+    needed_roles = requirements(roles, "roles")
+
+    async def dependency(
+        request: Request,
+        _credentials: HTTPAuthorizationCredentials | None = Security(_BEARER),  # noqa: B008 - FastAPI's idiom
+    ) -> Claims:
+        scope = request.scope
+        resource: ResourceServer | None = server or scope.get(SERVER_KEY)
+        if resource is None:
+            raise _no_server()
+        try:
+            claims = scope.get(CLAIMS_KEY)
+            if claims is None:
+                await resource.aensure_started()
+                claims = await resource.aauthenticate(
+                    authorization_values(scope), scope.get("query_string", b"")
+                )
+                scope[CLAIMS_KEY] = claims
+            if needed_scopes or needed_roles:
+                resource.authorize(claims, needed_scopes, needed_roles)
+        except Exception as error:  # noqa: BLE001 - every failure is an RFC 6750 answer
+            denial = resource.denial(error)
+            raise HTTPException(
+                denial.status,
+                detail={"error": denial.error, "error_description": denial.description},
+                headers=dict(denial.headers),
+            ) from None
+        return claims
+
+    return dependency
+
+
+def _no_server() -> HTTPException:
+    log.error(
+        "require_token() without a ResourceServer and without BearerAuthMiddleware"
+    )
+    return HTTPException(503, detail={"error": "temporarily_unavailable"},
+                         headers={"retry-after": "5", "cache-control": "no-store"})

@@ -1,0 +1,427 @@
+"""The revocation feed client: keeps an in-process :class:`~jwtwarden.revocation.RevocationSet` current.
+
+The token service publishes revocations at ``GET /v1/revocations`` (by default the JWKS URL's
+origin + ``/v1/revocations``, see :func:`default_feed_url`)::
+
+    GET {url}?since={cursor}&wait={seconds}
+    200 application/json
+    {"cursor": "<opaque>", "reset": <bool>, "revocations": [{"kind": "jti"|"sid"|"sub",
+                                                             "value": "...", "exp": <number>,
+                                                             "cutoff"?: <number>}, ...]}
+
+Without ``since`` the answer is a full snapshot (``reset: true``). With ``since`` it holds
+the entries added after that cursor (``reset: false``), or a full snapshot with
+``reset: true`` when the cursor is too old or unknown, which *replaces* the local set. When
+nothing is new the service holds the request up to ``wait`` seconds (long poll), so a
+revocation reaches every resource server about as fast as one round trip.
+
+:class:`RevocationFeed` runs that loop as an asyncio task (:meth:`~RevocationFeed.astart`,
+ASGI) or a daemon thread (:meth:`~RevocationFeed.start`, WSGI), retrying with a capped
+exponential backoff. :meth:`~RevocationFeed.check` answers from memory and **fails closed**:
+it raises :class:`~jwtwarden.errors.RevocationUnavailable` before the first snapshot has
+arrived and whenever the feed has not answered for longer than ``max_outage`` (default 900 s,
+the longest access-token lifetime), because a token revoked during the outage could still be
+valid. Any other feeder (Redis pub/sub...) can fill a :class:`RevocationSet` and be checked
+the same way: the resource server needs only an object with ``check(claims)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from jwtwarden.errors import MalformedToken, RevocationUnavailable
+from jwtwarden.jose.strict_json import parse_object
+from jwtwarden.policy import Clock
+from jwtwarden.revocation import Revocation, RevocationSet
+from jwtwarden.web.jwks_client import check_url
+
+__all__ = [
+    "DEFAULT_MAX_OUTAGE",
+    "DEFAULT_WAIT",
+    "FEED_PATH",
+    "RevocationCheck",
+    "RevocationFeed",
+    "default_feed_url",
+]
+
+log = logging.getLogger("jwtwarden.revocation_feed")
+
+FEED_PATH = "/v1/revocations"
+DEFAULT_MAX_OUTAGE = 900.0
+DEFAULT_WAIT = 25.0
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+_MAX_CURSOR = 1024
+
+
+class RevocationCheck(Protocol):
+    """What a resource server needs from a revocation source.
+
+    ``check(claims)`` returns when the (already verified) token is not revoked, raises
+    :class:`~jwtwarden.errors.Revoked` when it is, and
+    :class:`~jwtwarden.errors.RevocationUnavailable` when it cannot tell. A plain
+    :class:`~jwtwarden.revocation.RevocationSet` and a :class:`RevocationFeed` both qualify.
+    """
+
+    def check(self, claims: Mapping[str, Any]) -> None: ...
+
+
+def default_feed_url(jwks_url: str) -> str:
+    """The feed URL the token service serves next to its JWKS: the JWKS origin + ``/v1/revocations``."""
+    url = check_url(jwks_url)
+    return str(url.copy_with(path=FEED_PATH, query=None, fragment=None))
+
+
+class RevocationFeed:
+    """A long-polling client of the revocation feed, feeding a :class:`RevocationSet`.
+
+    ``max_outage``: seconds without an answer after which :meth:`check` fails closed
+    (default 900). ``wait``: the long-poll time asked of the service (default 25; the
+    service caps it at 25). ``timeout``: connect/write timeout, and the read timeout on top
+    of ``wait``. ``retry_initial`` / ``retry_max``: the backoff between failed polls (0.5 s
+    doubling up to 30 s, with jitter). ``max_size``: response cap (16 MiB), enforced while
+    reading. ``on_update``: called (in the feed's task or thread) after every answer that
+    changed the set. ``clock``: monotonic seconds for the outage measure (tests inject one).
+    ``transport`` / ``client`` / ``async_client``: as for
+    :class:`~jwtwarden.web.jwks_client.RemoteJWKS`. The URL must be https (http on loopback).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_outage: float = DEFAULT_MAX_OUTAGE,
+        wait: float = DEFAULT_WAIT,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        max_size: int = DEFAULT_MAX_SIZE,
+        on_update: Callable[[], None] | None = None,
+        clock: Clock = time.monotonic,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._url = check_url(url, "revocation feed URL")
+        for name, value in (("timeout", timeout), ("retry_initial", retry_initial),
+                            ("retry_max", retry_max), ("max_outage", max_outage)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+            raise ValueError("wait must be zero or a positive number of seconds")
+        if max_outage <= wait + timeout:
+            raise ValueError("max_outage must be longer than one long poll (wait + timeout)")
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 64:
+            raise ValueError("max_size must be a whole number of bytes, at least 64")
+        self._max_outage = float(max_outage)
+        self._wait = float(wait)
+        self._timeout = float(timeout)
+        self._retry_initial = float(retry_initial)
+        self._retry_max = float(max(retry_max, retry_initial))
+        self._max_size = max_size
+        self._on_update = on_update
+        self._clock = clock
+        self._transport = transport
+        self._client = client
+        self._async_client = async_client
+        self._set = RevocationSet()
+        self._listeners: list[Callable[[RevocationSet], None]] = []
+        self._cursor: str | None = None
+        self._last_ok: float | None = None
+        self._retry_in = self._retry_initial
+        self._synced = threading.Event()
+        self._settled = threading.Event()  # the first poll has ended, well or not
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._thread_task: asyncio.Task[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return str(self._url)
+
+    @property
+    def revocations(self) -> RevocationSet:
+        """The current set (replaced by a new object on every snapshot)."""
+        return self._set
+
+    @property
+    def cursor(self) -> str | None:
+        return self._cursor
+
+    @property
+    def healthy(self) -> bool:
+        """True when a snapshot arrived and the feed answered within ``max_outage``."""
+        last = self._last_ok
+        return last is not None and self._clock() - last <= self._max_outage
+
+    def retry_after(self) -> int:
+        """Whole seconds (at least 1) until the next attempt: for ``Retry-After``."""
+        return max(1, math.ceil(self._retry_in))
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise :class:`~jwtwarden.errors.Revoked` for a revoked token and
+        :class:`~jwtwarden.errors.RevocationUnavailable` when the feed is not healthy."""
+        last = self._last_ok
+        if last is None:
+            raise RevocationUnavailable("the revocation feed has not been read yet")
+        if self._clock() - last > self._max_outage:
+            raise RevocationUnavailable("the revocation feed has been unreachable for too long")
+        self._set.check(claims)
+
+    def add_listener(self, listener: Callable[[RevocationSet], None]) -> None:
+        """Call ``listener(revocations)`` after every answer that changed the set (before
+        ``on_update``): the resource server uses it to drop emergency-revoked keys."""
+        self._listeners.append(listener)
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for the first poll to end; True if it brought a snapshot.
+
+        Returns early (False) when that first poll failed: callers then fail closed at once
+        instead of holding requests while the feed retries.
+        """
+        self._settled.wait(timeout)
+        return self._synced.is_set()
+
+    async def await_synced(self, timeout: float) -> bool:
+        """Async :meth:`wait_synced`, without blocking the event loop."""
+        if self._settled.is_set():
+            return self._synced.is_set()
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._waiters.append((loop, event))
+        try:
+            if self._settled.is_set():  # settled between the first check and the registration
+                return self._synced.is_set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+            return self._synced.is_set()
+        finally:
+            self._waiters.remove((loop, event))
+
+    # ---- one poll --------------------------------------------------------------------------
+
+    def _params(self, wait: float) -> dict[str, str]:
+        if self._cursor is None:
+            return {}
+        return {"since": self._cursor, "wait": str(int(wait))}
+
+    def _apply(self, body: bytes) -> bool:
+        try:
+            data = parse_object(body, "revocation feed")
+        except MalformedToken:
+            raise RevocationUnavailable("the revocation feed answered invalid JSON") from None
+        cursor, reset, items = data.get("cursor"), data.get("reset"), data.get("revocations")
+        if not isinstance(cursor, str) or not 0 < len(cursor) <= _MAX_CURSOR \
+                or type(reset) is not bool or not isinstance(items, list):
+            raise RevocationUnavailable("the revocation feed answer is not in the feed format")
+        try:
+            entries = [Revocation.from_json(item) for item in items]
+        except ValueError:
+            raise RevocationUnavailable("the revocation feed sent a malformed entry") from None
+        changed = bool(entries)
+        if reset or self._cursor is None:
+            self._set = RevocationSet(entries)  # swapped whole: readers never see it half-built
+            changed = True
+        elif entries:
+            self._set.add_many(entries)
+        self._cursor = cursor
+        self._last_ok = self._clock()
+        self._retry_in = self._retry_initial
+        self._synced.set()
+        self._settle()
+        if changed:
+            for listener in self._listeners:
+                listener(self._set)
+            if self._on_update is not None:
+                self._on_update()
+        return changed
+
+    def _settle(self) -> None:
+        if self._settled.is_set():
+            return
+        self._settled.set()
+        for loop, event in list(self._waiters):
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(event.set)
+
+    def _read_checks(self, response: httpx.Response) -> None:
+        if response.status_code != 200:
+            raise RevocationUnavailable(f"the revocation feed answered HTTP {response.status_code}")
+        declared = response.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self._max_size:
+            raise RevocationUnavailable("the revocation feed answer is over the size cap")
+
+    def _grow(self, body: bytearray, chunk: bytes) -> None:
+        body += chunk
+        if len(body) > self._max_size:
+            raise RevocationUnavailable("the revocation feed answer is over the size cap")
+
+    def _httpx_timeout(self, wait: float) -> httpx.Timeout:
+        return httpx.Timeout(self._timeout, read=self._timeout + wait)
+
+    def _poll_with(self, client: httpx.Client, wait: float) -> bool:
+        try:
+            with client.stream(
+                "GET", self._url, params=self._params(wait), timeout=self._httpx_timeout(wait)
+            ) as response:
+                self._read_checks(response)
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    self._grow(body, chunk)
+        except httpx.HTTPError:
+            raise RevocationUnavailable("the revocation feed could not be reached") from None
+        return self._apply(bytes(body))
+
+    async def _apoll_with(self, client: httpx.AsyncClient, wait: float) -> bool:
+        try:
+            async with client.stream(
+                "GET", self._url, params=self._params(wait), timeout=self._httpx_timeout(wait)
+            ) as response:
+                self._read_checks(response)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    self._grow(body, chunk)
+        except httpx.HTTPError:
+            raise RevocationUnavailable("the revocation feed could not be reached") from None
+        return self._apply(bytes(body))
+
+    def _new_client(self) -> tuple[httpx.Client, bool]:
+        if self._client is not None:
+            return self._client, False
+        transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
+        return httpx.Client(transport=transport, follow_redirects=False), transport is None
+
+    def _new_async_client(self) -> tuple[httpx.AsyncClient, bool]:
+        if self._async_client is not None:
+            return self._async_client, False
+        transport = (
+            self._transport if isinstance(self._transport, httpx.AsyncBaseTransport) else None
+        )
+        return httpx.AsyncClient(transport=transport, follow_redirects=False), transport is None
+
+    def poll(self, *, wait: float = 0.0) -> bool:
+        """Make one request now and apply the answer; True when the set changed.
+
+        Raises :class:`~jwtwarden.errors.RevocationUnavailable` when the feed cannot be read
+        (the set is then left as it was). The background loop calls this repeatedly.
+        """
+        client, owned = self._new_client()
+        try:
+            return self._poll_with(client, wait)
+        finally:
+            if owned:
+                client.close()
+
+    async def apoll(self, *, wait: float = 0.0) -> bool:
+        """Async :meth:`poll`."""
+        client, owned = self._new_async_client()
+        try:
+            return await self._apoll_with(client, wait)
+        finally:
+            if owned:
+                await client.aclose()
+
+    def _backoff(self, error: RevocationUnavailable) -> float:
+        self._settle()
+        delay = self._retry_in
+        self._retry_in = min(self._retry_max, delay * 2)
+        log.warning("revocation feed: %s; retrying in %.1f s", error.code, delay)
+        return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not a secret
+
+    # ---- running in the background ----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll forever (until cancelled): the loop :meth:`astart` runs as a task."""
+        client, owned = self._new_async_client()
+        try:
+            while True:
+                try:
+                    await self._apoll_with(client, self._wait)
+                except RevocationUnavailable as error:
+                    await asyncio.sleep(self._backoff(error))
+                except Exception as error:  # noqa: BLE001 - the loop must outlive any bug
+                    await asyncio.sleep(self._backoff(RevocationUnavailable(type(error).__name__)))
+        finally:
+            if owned:
+                await client.aclose()
+
+    async def astart(self) -> None:
+        """Run :meth:`run` as a task on the running loop, unless it already runs there."""
+        loop = asyncio.get_running_loop()
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is loop:
+            return
+        self._task = loop.create_task(self.run(), name="jwtwarden-revocation-feed")
+
+    async def astop(self) -> None:
+        """Cancel the task started by :meth:`astart` and wait for it to end."""
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        task.cancel()
+        if task.get_loop() is asyncio.get_running_loop():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _run_thread(self, started: threading.Event) -> None:
+        async def main() -> None:
+            self._thread_loop = asyncio.get_running_loop()
+            self._thread_task = asyncio.current_task()
+            started.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.run()
+
+        try:
+            asyncio.run(main())
+        finally:
+            started.set()
+
+    def start(self) -> None:
+        """Run the loop in a daemon thread (WSGI servers), unless it runs in this process.
+
+        The thread runs its own event loop, so :meth:`stop` can interrupt a long poll at
+        once. After a fork (pre-forking servers) the child starts its own thread.
+        """
+        pid = os.getpid()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._thread_pid == pid:
+            return
+        started = threading.Event()
+        self._thread_pid = pid
+        self._thread = threading.Thread(
+            target=self._run_thread, args=(started,), name="jwtwarden-revocation-feed",
+            daemon=True,
+        )
+        self._thread.start()
+        started.wait()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread started by :meth:`start`, interrupting a long poll in progress."""
+        thread, self._thread = self._thread, None
+        loop, task = self._thread_loop, self._thread_task
+        self._thread_loop = self._thread_task = None
+        if loop is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                loop.call_soon_threadsafe(task.cancel)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def __repr__(self) -> str:
+        state = "healthy" if self.healthy else "not healthy"
+        return f"RevocationFeed({self.url!r}, {state}, {self._set!r})"

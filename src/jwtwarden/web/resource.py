@@ -1,0 +1,463 @@
+"""The resource-server core shared by the ASGI, FastAPI and WSGI integrations.
+
+A :class:`ResourceServer` holds what protecting an API needs: a remote key set with its
+verifier, a revocation source, the realm, and the mapping of every failure to an RFC 6750
+answer. The framework modules (:mod:`jwtwarden.web.asgi`, :mod:`jwtwarden.web.fastapi`,
+:mod:`jwtwarden.web.wsgi`) only move headers in and answers out.
+
+For every request, in this order:
+
+1. **The bearer token** comes from exactly one ``Authorization`` header: scheme ``Bearer``
+   (any case), one space, one token (no whitespace or comma in it). No header, or another scheme → :class:`MissingToken`
+   (401 without an error code, RFC 6750 section 3.1). Several headers, a malformed header, or
+   an ``access_token`` in the query string → :class:`InvalidRequest` (400
+   ``invalid_request``): tokens in URLs end up in logs, so they are refused.
+2. **Verification** by :class:`~jwtwarden.web.jwks_client.RemoteVerifier` (signature, ``alg``
+   bound to the key, ``exp``, ``iss``, ``aud``, ``typ`` = ``at+jwt`` by default...). A
+   rejected token → 401 ``invalid_token``.
+3. **Revocation** from memory (:class:`~jwtwarden.web.feed_client.RevocationFeed` by
+   default) → 401 ``invalid_token`` when revoked. The feed's ``kid`` entries (signing keys
+   revoked in an emergency) remove those keys from the key set as soon as they arrive, so
+   every token they signed fails with ``unknown_key``.
+4. **Authorization**: required scopes (``scope`` / ``scp``) and roles (``roles`` / ``role``),
+   all of them → 403 ``insufficient_scope`` (:class:`InsufficientScope`).
+
+Keys or revocation state unavailable → 503 with ``Retry-After`` (fail closed). Nothing maps
+to a 500; answers never contain the token or an internal message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from jwtwarden.errors import (
+    Expired,
+    InsufficientScope,
+    InvalidRequest,
+    JWKSUnavailable,
+    JWTError,
+    MissingToken,
+    RevocationUnavailable,
+    Revoked,
+)
+from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
+from jwtwarden.web.feed_client import RevocationCheck, RevocationFeed, default_feed_url
+from jwtwarden.web.jwks_client import RemoteJWKS, RemoteVerifier
+
+__all__ = [
+    "CLAIMS_KEY",
+    "SERVER_KEY",
+    "Denial",
+    "InsufficientScope",
+    "InvalidRequest",
+    "MissingToken",
+    "ResourceServer",
+    "bearer_token",
+    "path_rules",
+    "requirements",
+]
+
+log = logging.getLogger("jwtwarden.resource")
+
+CLAIMS_KEY: Final = "jwtwarden.claims"
+"""Where the integrations put the verified :class:`~jwtwarden.Claims` (ASGI scope, WSGI environ)."""
+SERVER_KEY: Final = "jwtwarden.server"
+"""Where the middlewares put their :class:`ResourceServer` (found by the dependency/decorator)."""
+
+STARTUP_WAIT = 5.0
+"""Seconds the first request waits for the first revocation snapshot (unless the first poll
+fails sooner) before the checks fail closed."""
+
+_FEED: Final = "feed"
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 section 3.3 scope-token
+_REALM = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+
+# ---- the bearer token --------------------------------------------------------------------
+
+
+def bearer_token(authorization: Sequence[str] | str | None, query: str | bytes = "") -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; see the module docstring.
+
+    ``authorization`` is the header value, or every value when the header was repeated.
+    Raises :class:`MissingToken` or :class:`InvalidRequest`.
+    """
+    if query and _has_query_token(query):
+        raise InvalidRequest("access tokens are not accepted in the URL")
+    if authorization is None:
+        raise MissingToken("no access token")
+    if not isinstance(authorization, str):
+        if len(authorization) != 1:
+            if not authorization:
+                raise MissingToken("no access token")
+            raise InvalidRequest("several Authorization headers")
+        authorization = authorization[0]
+    scheme, space, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        raise MissingToken("no bearer token")
+    # One token, nothing around it. Its characters are the verifier's business: anything
+    # but strict base64url is a malformed token (401 invalid_token).
+    if not space or not token or " " in token or "," in token or not token.isprintable():
+        raise InvalidRequest("the Authorization header is not 'Bearer <token>'")
+    return token
+
+
+def _has_query_token(query: str | bytes) -> bool:
+    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    if "access_token" not in text:
+        return False
+    return any(
+        part.partition("=")[0] == "access_token" for part in text.replace(";", "&").split("&")
+    )
+
+
+def requirements(values: Iterable[str] | str, what: str) -> frozenset[str]:
+    """A set of scope or role names; a string is split on spaces. :class:`ValueError` if invalid."""
+    items = values.split() if isinstance(values, str) else list(values)
+    for item in items:
+        if not isinstance(item, str) or _SCOPE_TOKEN.fullmatch(item) is None:
+            raise ValueError(f"{what} must be non-empty names without spaces, quotes or backslashes")
+    return frozenset(items)
+
+
+def path_rules(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Public paths as (exact paths, prefixes): an entry ending with ``/`` is a prefix."""
+    exact, prefixes = set(), []
+    for path in ([paths] if isinstance(paths, str) else paths):
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError("public paths start with '/'")
+        if path.endswith("/") and path != "/":
+            prefixes.append(path)
+        else:
+            exact.add(path)
+    return frozenset(exact), tuple(prefixes)
+
+
+def _roles_of(claims: Claims) -> frozenset[str]:
+    roles = claims.get("roles")
+    if isinstance(roles, list):
+        found = {r for r in roles if isinstance(r, str)}
+    elif isinstance(roles, str):
+        found = set(roles.split())
+    else:
+        found = set()
+    role = claims.get("role")
+    if isinstance(role, str):
+        found.add(role)
+    return frozenset(found)
+
+
+# ---- answers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """An HTTP answer refusing a request: status, headers (``str`` pairs) and a JSON body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    error: str
+    description: str
+
+    @property
+    def body(self) -> bytes:
+        return json.dumps({"error": self.error, "error_description": self.description}).encode()
+
+    @property
+    def reason(self) -> str:
+        return _REASONS[self.status]
+
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            503: "Service Unavailable"}
+_DESCRIPTIONS = {
+    Expired: "The access token expired",
+    Revoked: "The access token has been revoked",
+}
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# ---- the server --------------------------------------------------------------------------
+
+
+class ResourceServer:
+    """Everything a resource server needs to accept or refuse a bearer token.
+
+    ::
+
+        server = ResourceServer("https://auth.example.com/.well-known/jwks.json",
+                                issuer="https://auth.example.com", audience="api.example.com")
+
+    ``jwks``: a :class:`~jwtwarden.web.jwks_client.RemoteJWKS`, or its URL (then built with
+    ``algorithms``, default ``["ES256"]``; with a ready ``RemoteJWKS``, ``algorithms``
+    defaults to its own and may only narrow them). ``issuer``, ``audience``, ``typ`` (default
+    ``"at+jwt"``, RFC 9068 access tokens; ``None`` accepts any), ``leeway``,
+    ``required_claims``, ``clock`` and ``verified_cache_size``: as for
+    :meth:`RemoteJWKS.verifier`. ``revocations``: ``"feed"`` (default) reads the token
+    service's revocation feed at :func:`~jwtwarden.web.feed_client.default_feed_url`; a URL
+    string reads that feed; a :class:`RevocationFeed`, a
+    :class:`~jwtwarden.revocation.RevocationSet` or any
+    :class:`~jwtwarden.web.feed_client.RevocationCheck` is used as given; ``None`` turns
+    revocation checks off. ``realm`` names the protection space in ``WWW-Authenticate``.
+    ``startup_wait``: how long the first request waits for the feed's first answer (5 s).
+
+    :meth:`authenticate` / :meth:`aauthenticate` return the verified claims or raise a
+    :class:`~jwtwarden.errors.JWTError`; :meth:`authorize` checks scopes and roles;
+    :meth:`denial` turns any exception into the HTTP answer.
+    """
+
+    def __init__(
+        self,
+        jwks: RemoteJWKS | str,
+        *,
+        issuer: str | Iterable[str],
+        audience: str | Iterable[str],
+        algorithms: Iterable[str] | None = None,
+        typ: str | None = "at+jwt",
+        leeway: float = DEFAULT_LEEWAY,
+        required_claims: Iterable[str] = (),
+        revocations: RevocationCheck | str | None = _FEED,
+        realm: str = "api",
+        clock: Clock = system_clock,
+        verified_cache_size: int = 4096,
+        startup_wait: float = STARTUP_WAIT,
+    ) -> None:
+        if isinstance(jwks, str):
+            jwks = RemoteJWKS(jwks, algorithms=("ES256",) if algorithms is None else algorithms)
+            algorithms = None
+        if not isinstance(realm, str) or _REALM.fullmatch(realm) is None:
+            raise ValueError("realm must be printable ASCII without quotes or backslashes")
+        self._jwks = jwks
+        self._verifier: RemoteVerifier = jwks.verifier(
+            issuer=issuer,
+            audience=audience,
+            algorithms=algorithms,
+            typ=typ,
+            leeway=leeway,
+            required_claims=required_claims,
+            clock=clock,
+            verified_cache_size=verified_cache_size,
+        )
+        if revocations == _FEED:
+            revocations = RevocationFeed(default_feed_url(jwks.url))
+        elif isinstance(revocations, str):
+            revocations = RevocationFeed(revocations)
+        elif revocations is not None and not callable(getattr(revocations, "check", None)):
+            raise TypeError("revocations must have a check(claims) method, or be a URL or None")
+        self._revocations: RevocationCheck | None = revocations
+        self._feed = revocations if isinstance(revocations, RevocationFeed) else None
+        if self._feed is not None:
+            self._feed.add_listener(lambda entries: jwks.set_revoked_kids(entries.revoked_kids()))
+        self._realm = realm
+        self._challenge = f"Bearer realm={_quoted(realm)}"
+        self._start_lock = threading.Lock()
+        if startup_wait < 0:
+            raise ValueError("startup_wait must be zero or more seconds")
+        self._startup_wait = float(startup_wait)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **options: Any
+    ) -> ResourceServer:
+        """Build one from ``JWTWARDEN_JWKS_URL``, ``JWTWARDEN_ISSUER``, ``JWTWARDEN_AUDIENCE``.
+
+        ``JWTWARDEN_AUDIENCE`` may list several audiences, comma-separated. Optional:
+        ``JWTWARDEN_ALGORITHMS`` (comma-separated, default ``ES256``),
+        ``JWTWARDEN_REVOCATION_URL`` (a feed URL, or ``off``; default: the service's feed),
+        ``JWTWARDEN_REALM``. Keyword ``options`` override. A missing variable is a
+        :class:`ValueError` naming it.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, str] = {}
+        for name in ("JWKS_URL", "ISSUER", "AUDIENCE"):
+            value = env.get(f"JWTWARDEN_{name}", "").strip()
+            if not value:
+                raise ValueError(f"JWTWARDEN_{name} is not set")
+            values[name] = value
+        settings: dict[str, Any] = {
+            "issuer": values["ISSUER"],
+            "audience": [a.strip() for a in values["AUDIENCE"].split(",") if a.strip()],
+            "algorithms": [
+                a.strip() for a in env.get("JWTWARDEN_ALGORITHMS", "ES256").split(",") if a.strip()
+            ],
+        }
+        feed = env.get("JWTWARDEN_REVOCATION_URL", "").strip()
+        if feed:
+            settings["revocations"] = None if feed.lower() == "off" else feed
+        if env.get("JWTWARDEN_REALM", "").strip():
+            settings["realm"] = env["JWTWARDEN_REALM"].strip()
+        settings.update(options)
+        return cls(values["JWKS_URL"], **settings)
+
+    # ---- properties -------------------------------------------------------------------------
+
+    @property
+    def jwks(self) -> RemoteJWKS:
+        return self._jwks
+
+    @property
+    def verifier(self) -> RemoteVerifier:
+        return self._verifier
+
+    @property
+    def revocations(self) -> RevocationCheck | None:
+        return self._revocations
+
+    @property
+    def realm(self) -> str:
+        return self._realm
+
+    # ---- the checks -------------------------------------------------------------------------
+
+    def authenticate(
+        self, authorization: Sequence[str] | str | None, query: str | bytes = ""
+    ) -> Claims:
+        """Token from the header, verified, not revoked: its claims, or a ``JWTError``."""
+        claims = self._verifier.verify(bearer_token(authorization, query))
+        if self._revocations is not None:
+            self._revocations.check(claims)
+        return claims
+
+    async def aauthenticate(
+        self, authorization: Sequence[str] | str | None, query: str | bytes = ""
+    ) -> Claims:
+        """Async :meth:`authenticate` (key fetches do not block the event loop)."""
+        claims = await self._verifier.averify(bearer_token(authorization, query))
+        if self._revocations is not None:
+            self._revocations.check(claims)
+        return claims
+
+    @staticmethod
+    def authorize(
+        claims: Claims, scopes: frozenset[str] = frozenset(), roles: frozenset[str] = frozenset()
+    ) -> None:
+        """Raise :class:`InsufficientScope` unless the claims grant every scope and role."""
+        if scopes and not scopes <= claims.scopes:
+            raise InsufficientScope(scopes, frozenset())
+        if roles and not roles <= _roles_of(claims):
+            raise InsufficientScope(frozenset(), roles)
+
+    def denial(self, error: BaseException) -> Denial:
+        """The RFC 6750 answer for ``error`` (any exception; unexpected ones fail closed, 503)."""
+        if isinstance(error, MissingToken):
+            return self._deny(401, None, "An access token is required", "unauthorized")
+        if isinstance(error, InvalidRequest):
+            return self._deny(400, "invalid_request", "The request is malformed")
+        if isinstance(error, InsufficientScope):
+            if error.scopes:
+                return self._deny(403, "insufficient_scope", "The access token lacks a scope",
+                                  scope=" ".join(sorted(error.scopes)))
+            return self._deny(403, "insufficient_scope", "The access token lacks a role")
+        if isinstance(error, JWKSUnavailable):
+            return self._unavailable(self._jwks.retry_after(), error.code)
+        if isinstance(error, RevocationUnavailable):
+            retry = self._feed.retry_after() if self._feed is not None else 5
+            return self._unavailable(retry, error.code)
+        if isinstance(error, JWTError):
+            description = next(
+                (text for cls, text in _DESCRIPTIONS.items() if isinstance(error, cls)),
+                "The access token is invalid",
+            )
+            return self._deny(401, "invalid_token", description)
+        log.error("unexpected %s while checking a bearer token", type(error).__name__)
+        return self._unavailable(5, "internal")
+
+    def _deny(self, status: int, error: str | None, description: str,
+              body_error: str | None = None, *, scope: str | None = None) -> Denial:
+        challenge = self._challenge
+        if error is not None:
+            challenge += f", error={_quoted(error)}, error_description={_quoted(description)}"
+        if scope is not None:
+            challenge += f", scope={_quoted(scope)}"
+        headers = (("www-authenticate", challenge), ("cache-control", "no-store"))
+        return Denial(status, headers, body_error or error or "unauthorized", description)
+
+    def _unavailable(self, retry_after: int, code: str) -> Denial:
+        log.warning("refusing a request: %s (failing closed)", code)
+        headers = (("retry-after", str(retry_after)), ("cache-control", "no-store"))
+        return Denial(503, headers, "temporarily_unavailable",
+                      "Token verification is temporarily unavailable")
+
+    # ---- background work ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the revocation feed's thread (WSGI) and wait briefly for its first snapshot.
+
+        Called by the WSGI integrations on the first request of each process; idempotent.
+        """
+        feed = self._feed
+        if feed is None:
+            return
+        with self._start_lock:
+            feed.start()
+        feed.wait_synced(self._startup_wait)
+
+    def stop(self) -> None:
+        """Stop the revocation feed's thread."""
+        if self._feed is not None:
+            self._feed.stop()
+
+    async def astart(self) -> None:
+        """Start the revocation feed's task on this loop (ASGI), waiting briefly for a snapshot.
+
+        Called on lifespan startup or on the first request; idempotent.
+        """
+        feed = self._feed
+        if feed is None:
+            return
+        await feed.astart()
+        await feed.await_synced(self._startup_wait)
+
+    async def astop(self) -> None:
+        """Cancel the revocation feed's task."""
+        if self._feed is not None:
+            await self._feed.astop()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """``FastAPI(lifespan=server.lifespan)`` / ``Starlette(lifespan=...)``: start, then stop."""
+        await self.astart()
+        try:
+            yield
+        finally:
+            await self.astop()
+
+    def _feed_thread_runs(self, feed: RevocationFeed) -> bool:
+        thread = feed._thread
+        return thread is not None and thread.is_alive() and feed._thread_pid == os.getpid()
+
+    def ensure_started(self) -> None:
+        """:meth:`start` unless the feed already runs in this process (cheap; every request)."""
+        feed = self._feed
+        if feed is not None and not self._feed_thread_runs(feed):
+            self.start()
+
+    async def aensure_started(self) -> None:
+        """:meth:`astart` unless the feed already runs on this loop (cheap; every request)."""
+        feed = self._feed
+        if feed is None:
+            return
+        task = feed._task
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            return
+        if not self._feed_thread_runs(feed):
+            await self.astart()
+
+    def __repr__(self) -> str:
+        return f"ResourceServer({self._jwks!r}, realm={self._realm!r})"
+
