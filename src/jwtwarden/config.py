@@ -155,7 +155,7 @@ class Settings:
         for name in ("login_max_failures", "login_max_failures_per_address", "login_window",
                      "db_pool_size"):
             check(getattr(self, name) >= 1, name, "must be at least 1")
-        check(60 <= self.jwks_max_age <= DAY, "jwks_max_age", "must be 60 s to a day")
+        check(5 <= self.jwks_max_age <= DAY, "jwks_max_age", "must be 5 s to a day")
         check(self.key_rotation_interval == 0
               or self.key_rotation_interval >= 2 * self.jwks_max_age + 2 * self.access_lifetime,
               "key_rotation_interval",

@@ -279,8 +279,9 @@ class ResourceServer:
         ``JWTWARDEN_AUDIENCE`` may list several audiences, comma-separated. Optional:
         ``JWTWARDEN_ALGORITHMS`` (comma-separated, default ``ES256``),
         ``JWTWARDEN_REVOCATION_URL`` (a feed URL, or ``off``; default: the service's feed),
-        ``JWTWARDEN_REALM``. Keyword ``options`` override. A missing variable is a
-        :class:`ValueError` naming it.
+        ``JWTWARDEN_REALM``, and for tuning the key cache ``JWTWARDEN_JWKS_MIN_AGE`` and
+        ``JWTWARDEN_JWKS_COOLDOWN`` (seconds, default 30 each). Keyword ``options`` override.
+        A missing variable is a :class:`ValueError` naming it.
         """
         env = os.environ if environ is None else environ
         values: dict[str, str] = {}
@@ -301,8 +302,19 @@ class ResourceServer:
             settings["revocations"] = None if feed.lower() == "off" else feed
         if env.get("JWTWARDEN_REALM", "").strip():
             settings["realm"] = env["JWTWARDEN_REALM"].strip()
+        jwks_options: dict[str, Any] = {}
+        for name, option in (("JWKS_MIN_AGE", "min_age"), ("JWKS_COOLDOWN", "cooldown")):
+            text = env.get(f"JWTWARDEN_{name}", "").strip()
+            if text:
+                try:
+                    jwks_options[option] = float(text)
+                except ValueError:
+                    raise ValueError(f"JWTWARDEN_{name} must be a number of seconds") from None
         settings.update(options)
-        return cls(values["JWKS_URL"], **settings)
+        jwks: RemoteJWKS | str = values["JWKS_URL"]
+        if jwks_options:
+            jwks = RemoteJWKS(values["JWKS_URL"], algorithms=settings.pop("algorithms"), **jwks_options)
+        return cls(jwks, **settings)
 
     # ---- properties -------------------------------------------------------------------------
 
