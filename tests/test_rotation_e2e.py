@@ -124,8 +124,8 @@ async def test_two_key_rotations_under_traffic_fail_no_request(stack: Stack) -> 
                     assert r.status_code == 200, r.text
                     pair = r.json()
                     kids.add(decode_unverified(pair["access_token"]).header["kid"])
-                for base in stack.resources.values():
-                    statuses.append(await hello(client, base, pair["access_token"]))
+                statuses.extend([await hello(client, base, pair["access_token"])
+                                 for base in stack.resources.values()])
                 n += 1
 
         load = asyncio.create_task(traffic())
