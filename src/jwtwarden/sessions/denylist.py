@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from jwtwarden.errors import RevocationUnavailable, Revoked
 from jwtwarden.policy import Clock, system_clock
@@ -109,12 +109,12 @@ class DenyList:
         self._synced_at = self._monotonic()
         return len(rows)
 
-    async def record(self, conn: AsyncConnection, entries: Iterable[Revocation]) -> list[Revocation]:
+    def record(self, conn: Connection, entries: Iterable[Revocation]) -> list[Revocation]:
         """Insert revocations inside the caller's transaction. Call :meth:`applied` after commit."""
         batch = list(entries)
         now = self._clock()
         if batch:
-            await conn.execute(
+            conn.execute(
                 revocations.insert(),
                 [
                     {"kind": e.kind, "value": e.value, "cutoff": e.cutoff,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from jwtwarden.config import Settings
 from jwtwarden.errors import (
@@ -135,15 +135,18 @@ class SessionService:
         access = self._issue(issuer, subject, family_id, scope, extra, now)
         expires_at = now + self._settings.family_lifetime
         token_expires = min(now + self._settings.refresh_idle_lifetime, expires_at)
-        async with self._db.transaction() as conn:
-            await conn.execute(families.insert().values(
+
+        def insert(conn: Connection) -> None:
+            conn.execute(families.insert().values(
                 id=family_id, subject=subject, user_id=user_id, scope=scope,
                 claims=json.dumps(extra) if extra else None, created_at=now, expires_at=expires_at,
                 generation=0, last_used_at=now, revoked_at=None, revoked_reason=None,
                 last_access_jti=access.jti, last_access_exp=access.exp, client_id=client_id))
-            await conn.execute(refresh_tokens.insert().values(
+            conn.execute(refresh_tokens.insert().values(
                 token_hash=refresh_token_hash(token), family_id=family_id, generation=0,
                 created_at=now, expires_at=token_expires, used_at=None))
+
+        await self._db.run(insert)
         return self._pair(access, token, token_expires, now, family_id, subject, scope)
 
     def _issue(
@@ -174,34 +177,32 @@ class SessionService:
         token = validate_refresh_token(token)
         token_hash = refresh_token_hash(token)
         successor = derive_successor(token, self._successor_key)
-        outcome: TokenPair | _Refused
-        async with self._db.transaction() as conn:
-            outcome = await self._rotate(conn, token_hash, successor)
+        outcome = await self._db.run(lambda conn: self._rotate(conn, token_hash, successor))
         if isinstance(outcome, _Refused):
             await self._denylist.applied(outcome.revoked)
             events.info("refresh refused", extra={"event": "refresh_refused", "reason": outcome.error.code})
             raise outcome.error
         return outcome
 
-    async def _rotate(self, conn: AsyncConnection, token_hash: bytes, successor: str) -> TokenPair | _Refused:
+    def _rotate(self, conn: Connection, token_hash: bytes, successor: str) -> TokenPair | _Refused:
         now = self._clock()
-        family_id = (await conn.execute(
-            sa.select(refresh_tokens.c.family_id).where(refresh_tokens.c.token_hash == token_hash)
-        )).scalar()
-        if family_id is None:
-            return _Refused(InvalidRefreshToken("unknown refresh token"), [])
         # Lock the family first, then read the token fresh: under PostgreSQL's READ COMMITTED
-        # a concurrent rotation's used_at is visible once we hold the lock.
-        fam = (await conn.execute(
-            sa.select(families).where(families.c.id == family_id).with_for_update()
-        )).mappings().one()
-        row = (await conn.execute(
+        # a concurrent rotation's used_at is visible once we hold the lock. (On SQLite the
+        # whole transaction is serialised by BEGIN IMMEDIATE.)
+        owner = sa.select(refresh_tokens.c.family_id).where(
+            refresh_tokens.c.token_hash == token_hash).scalar_subquery()
+        fam = conn.execute(
+            sa.select(families).where(families.c.id == owner).with_for_update()
+        ).mappings().first()
+        if fam is None:
+            return _Refused(InvalidRefreshToken("unknown refresh token"), [])
+        row = conn.execute(
             sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
-        )).mappings().one()
+        ).mappings().one()
         if fam["revoked_at"] is not None:
             return _Refused(RefreshRevoked(f"the session was revoked ({fam['revoked_reason']})"), [])
         if now >= fam["expires_at"]:
-            revoked = await self._revoke_family(conn, fam, "family_too_old", now)
+            revoked = self._revoke_family(conn, fam, "family_too_old", now)
             return _Refused(FamilyTooOld("the session reached its absolute lifetime; log in again"), revoked)
         if row["used_at"] is not None:
             grace = self._settings.grace_window
@@ -210,15 +211,15 @@ class SessionService:
                 and row["generation"] == fam["generation"] - 1
                 and now - row["used_at"] <= grace
             ):
-                return await self._replay(conn, fam, successor, now)
-            revoked = await self._revoke_family(conn, fam, "refresh_reused", now)
+                return self._replay(conn, fam, successor, now)
+            revoked = self._revoke_family(conn, fam, "refresh_reused", now)
             events.warning("refresh token reuse: family revoked",
                            extra={"event": "reuse_detected", "family": fam["id"]})
             return _Refused(RefreshReused("this refresh token was already used; the session is revoked"), revoked)
         if now >= row["expires_at"]:
-            revoked = await self._revoke_family(conn, fam, "refresh_expired", now)
+            revoked = self._revoke_family(conn, fam, "refresh_expired", now)
             return _Refused(RefreshExpired("the refresh token expired; log in again"), revoked)
-        marked = await conn.execute(
+        marked = conn.execute(
             refresh_tokens.update()
             .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
             .values(used_at=now)
@@ -227,25 +228,25 @@ class SessionService:
             raise RuntimeError("refresh token changed under the family lock")
         generation = fam["generation"] + 1
         token_expires = min(now + self._settings.refresh_idle_lifetime, fam["expires_at"])
-        await conn.execute(refresh_tokens.insert().values(
+        conn.execute(refresh_tokens.insert().values(
             token_hash=refresh_token_hash(successor), family_id=fam["id"], generation=generation,
             created_at=now, expires_at=token_expires, used_at=None))
         access = self._issue_for(fam, now)
-        await conn.execute(
+        conn.execute(
             families.update().where(families.c.id == fam["id"]).values(
                 generation=generation, last_used_at=now,
                 last_access_jti=access.jti, last_access_exp=access.exp))
         return self._pair(access, successor, token_expires, now, fam["id"], fam["subject"], fam["scope"])
 
-    async def _replay(self, conn: AsyncConnection, fam: Row, successor: str, now: float) -> TokenPair:
+    def _replay(self, conn: Connection, fam: Row, successor: str, now: float) -> TokenPair:
         """The grace rule: the caller gets the successor the first call got, and a new access token."""
-        current = (await conn.execute(
+        current = conn.execute(
             sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == refresh_token_hash(successor))
-        )).mappings().first()
+        ).mappings().first()
         if current is None or current["used_at"] is not None:  # pragma: no cover - guarded by generation
             raise RuntimeError("grace replay without an unused successor")
         access = self._issue_for(fam, now)
-        await conn.execute(families.update().where(families.c.id == fam["id"]).values(
+        conn.execute(families.update().where(families.c.id == fam["id"]).values(
             last_access_jti=access.jti, last_access_exp=access.exp))
         events.info("refresh replayed within the grace window", extra={"event": "refresh_grace", "family": fam["id"]})
         return self._pair(access, successor, current["expires_at"], now,
@@ -255,13 +256,11 @@ class SessionService:
         extra = json.loads(fam["claims"]) if fam["claims"] else {}
         return self._issue(self._keyring.issuer(now), fam["subject"], fam["id"], fam["scope"], extra, now)
 
-    async def _revoke_family(
-        self, conn: AsyncConnection, fam: Row, reason: str, now: float
-    ) -> list[Revocation]:
-        await conn.execute(families.update().where(
+    def _revoke_family(self, conn: Connection, fam: Row, reason: str, now: float) -> list[Revocation]:
+        conn.execute(families.update().where(
             families.c.id == fam["id"], families.c.revoked_at.is_(None)
         ).values(revoked_at=now, revoked_reason=reason))
-        return await self._denylist.record(conn, self._family_revocations(fam, now))
+        return self._denylist.record(conn, self._family_revocations(fam, now))
 
     def _family_revocations(self, fam: Row, now: float) -> list[Revocation]:
         horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
@@ -276,57 +275,68 @@ class SessionService:
         """Revoke the presented session (by the access token's ``sid`` and/or a refresh token)
         and deny-list the presented access token."""
         now = self._clock()
-        family_ids: set[str] = set()
-        if claims is not None and isinstance(claims.sid, str):
-            family_ids.add(claims.sid)
-        async with self._db.transaction() as conn:
+
+        def work(conn: Connection) -> list[Revocation]:
+            family_ids: set[str] = set()
+            if claims is not None and isinstance(claims.sid, str):
+                family_ids.add(claims.sid)
             if refresh_token is not None:
-                fid = await self._family_of(conn, refresh_token)
+                fid = self._family_of(conn, refresh_token)
                 if fid is not None:
                     family_ids.add(fid)
             revoked: list[Revocation] = []
             for fid in sorted(family_ids):
-                fam = (await conn.execute(sa.select(families).where(families.c.id == fid)
-                                          .with_for_update())).mappings().first()
+                fam = conn.execute(sa.select(families).where(families.c.id == fid)
+                                   .with_for_update()).mappings().first()
                 # an access token can only end its own subject's sessions
                 if fam is not None and (claims is None or fam["subject"] == claims.sub):
-                    revoked += await self._revoke_family(conn, fam, "logout", now)
+                    revoked += self._revoke_family(conn, fam, "logout", now)
             if claims is not None and claims.jti:
-                revoked += await self._denylist.record(
+                revoked += self._denylist.record(
                     conn, [Revocation("jti", claims.jti, float(claims.exp) + DEFAULT_LEEWAY)])
+            return revoked
+
+        revoked = await self._db.run(work)
         await self._denylist.applied(revoked)
-        events.info("logout", extra={"event": "logout", "families": len(family_ids)})
+        events.info("logout", extra={"event": "logout"})
 
     async def family_of(self, refresh_token: str) -> str | None:
         """The family id of a refresh token (whatever its state), or None."""
-        async with self._db.read() as conn:
-            return await self._family_of(conn, refresh_token)
+        try:
+            validate_refresh_token(refresh_token)
+        except InvalidRefreshToken:
+            return None
+        return await self._db.run(lambda conn: self._family_of(conn, refresh_token), write=False)
 
-    async def _family_of(self, conn: AsyncConnection, refresh_token: str) -> str | None:
+    def _family_of(self, conn: Connection, refresh_token: str) -> str | None:
         try:
             token_hash = refresh_token_hash(validate_refresh_token(refresh_token))
         except InvalidRefreshToken:
             return None
-        fid = (await conn.execute(sa.select(refresh_tokens.c.family_id).where(
-            refresh_tokens.c.token_hash == token_hash))).scalar()
+        fid = conn.execute(sa.select(refresh_tokens.c.family_id).where(
+            refresh_tokens.c.token_hash == token_hash)).scalar()
         return None if fid is None else str(fid)
 
     async def logout_all(self, subject: str) -> int:
         """Revoke every family of ``subject`` and cut off every token issued before now."""
         now = self._clock()
-        async with self._db.transaction() as conn:
-            rows = (await conn.execute(sa.select(families).where(
+
+        def work(conn: Connection) -> tuple[int, list[Revocation]]:
+            rows = conn.execute(sa.select(families).where(
                 families.c.subject == subject, families.c.revoked_at.is_(None)
-            ).order_by(families.c.id).with_for_update())).mappings().all()
+            ).order_by(families.c.id).with_for_update()).mappings().all()
             revoked: list[Revocation] = []
             for fam in rows:
-                revoked += await self._revoke_family(conn, fam, "logout_all", now)
+                revoked += self._revoke_family(conn, fam, "logout_all", now)
             horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
-            revoked += await self._denylist.record(
+            revoked += self._denylist.record(
                 conn, [Revocation("sub", subject_key(subject), horizon, cutoff=float(int(now)))])
+            return len(rows), revoked
+
+        count, revoked = await self._db.run(work)
         await self._denylist.applied(revoked)
-        events.info("logout everywhere", extra={"event": "logout_all", "families": len(rows)})
-        return len(rows)
+        events.info("logout everywhere", extra={"event": "logout_all", "families": count})
+        return count
 
     async def revoke_user_sessions(self, user_id: str) -> int:
         """For the CLI: a disabled, deleted or re-passworded user loses every session."""
@@ -337,23 +347,25 @@ class SessionService:
 
         Unknown or invalid tokens are not an error (the RFC's answer is 200 either way).
         """
-        revoked: list[Revocation] = []
+        now = self._clock()
         if token.startswith(PREFIX) and hint != "access_token":
-            now = self._clock()
-            async with self._db.transaction() as conn:
-                fid = await self._family_of(conn, token)
-                if fid is not None:
-                    fam = (await conn.execute(sa.select(families).where(families.c.id == fid)
-                                              .with_for_update())).mappings().one()
-                    revoked = await self._revoke_family(conn, fam, "revoked", now)
+
+            def work(conn: Connection) -> list[Revocation]:
+                fid = self._family_of(conn, token)
+                if fid is None:
+                    return []
+                fam = conn.execute(sa.select(families).where(families.c.id == fid)
+                                   .with_for_update()).mappings().one()
+                return self._revoke_family(conn, fam, "revoked", now)
+
+            revoked = await self._db.run(work)
         else:
             try:
                 claims = self._keyring.verifier().verify(token)
             except JWTError:
                 return
-            async with self._db.transaction() as conn:
-                revoked = await self._denylist.record(
-                    conn, [Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY)])
+            revoked = await self._record(
+                Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY))
         await self._denylist.applied(revoked)
 
     async def revoke_signing_key(self, kid: str) -> str | None:
@@ -363,10 +375,11 @@ class SessionService:
         """
         replacement = await self._keyring.revoke(kid)
         entry = Revocation("kid", kid, self._clock() + self._settings.access_lifetime + DEFAULT_LEEWAY)
-        async with self._db.transaction() as conn:
-            await self._denylist.record(conn, [entry])
-        await self._denylist.applied([entry])
+        await self._denylist.applied(await self._record(entry))
         return None if replacement is None else replacement.kid
+
+    async def _record(self, *entries: Revocation) -> list[Revocation]:
+        return await self._db.run(lambda conn: self._denylist.record(conn, entries))
 
     # ---- verifying ----------------------------------------------------------------------
 
@@ -395,12 +408,11 @@ class SessionService:
         except InvalidRefreshToken:
             return {"active": False}
         now = self._clock()
-        async with self._db.read() as conn:
-            row = (await conn.execute(
-                sa.select(refresh_tokens, families.c.subject, families.c.revoked_at,
-                          families.c.expires_at.label("family_expires_at"), families.c.scope)
-                .join(families, families.c.id == refresh_tokens.c.family_id)
-                .where(refresh_tokens.c.token_hash == token_hash))).mappings().first()
+        row = await self._db.run(lambda conn: conn.execute(
+            sa.select(refresh_tokens, families.c.subject, families.c.revoked_at,
+                      families.c.expires_at.label("family_expires_at"), families.c.scope)
+            .join(families, families.c.id == refresh_tokens.c.family_id)
+            .where(refresh_tokens.c.token_hash == token_hash)).mappings().first(), write=False)
         if (
             row is None or row["used_at"] is not None or row["revoked_at"] is not None
             or now >= row["expires_at"] or now >= row["family_expires_at"]
@@ -420,30 +432,32 @@ class SessionService:
     async def gc(self, *, batch: int = 1000) -> dict[str, int]:
         """Delete expired refresh tokens, dead families and deny-list rows, in bounded batches."""
         now = self._clock()
-        counts = {"refresh_tokens": 0, "families": 0}
-        while True:
-            async with self._db.transaction() as conn:
-                hashes = [r[0] for r in await conn.execute(
-                    sa.select(refresh_tokens.c.token_hash)
-                    .where(refresh_tokens.c.expires_at <= now).limit(batch))]
-                if hashes:
-                    await conn.execute(refresh_tokens.delete().where(refresh_tokens.c.token_hash.in_(hashes)))
-            counts["refresh_tokens"] += len(hashes)
-            if len(hashes) < batch:
-                break
         horizon = now - self._settings.access_lifetime - DEFAULT_LEEWAY
-        while True:
-            async with self._db.transaction() as conn:
-                ids = [r[0] for r in await conn.execute(
-                    sa.select(families.c.id).where(sa.or_(
-                        families.c.expires_at <= horizon,
-                        families.c.revoked_at <= horizon,
-                    )).limit(batch))]
-                if ids:
-                    await conn.execute(refresh_tokens.delete().where(refresh_tokens.c.family_id.in_(ids)))
-                    await conn.execute(families.delete().where(families.c.id.in_(ids)))
-            counts["families"] += len(ids)
-            if len(ids) < batch:
-                break
+
+        def tokens(conn: Connection) -> int:
+            hashes = [r[0] for r in conn.execute(
+                sa.select(refresh_tokens.c.token_hash)
+                .where(refresh_tokens.c.expires_at <= now).limit(batch))]
+            if hashes:
+                conn.execute(refresh_tokens.delete().where(refresh_tokens.c.token_hash.in_(hashes)))
+            return len(hashes)
+
+        def dead_families(conn: Connection) -> int:
+            ids = [r[0] for r in conn.execute(
+                sa.select(families.c.id).where(sa.or_(
+                    families.c.expires_at <= horizon, families.c.revoked_at <= horizon,
+                )).limit(batch))]
+            if ids:
+                conn.execute(refresh_tokens.delete().where(refresh_tokens.c.family_id.in_(ids)))
+                conn.execute(families.delete().where(families.c.id.in_(ids)))
+            return len(ids)
+
+        counts = {"refresh_tokens": 0, "families": 0}
+        for name, step in (("refresh_tokens", tokens), ("families", dead_families)):
+            while True:
+                done = await self._db.run(step)
+                counts[name] += done
+                if done < batch:
+                    break
         counts["revocations"] = await self._denylist.gc(batch=batch)
         return counts

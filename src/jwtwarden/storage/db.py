@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from jwtwarden.errors import TemporarilyUnavailable
 
 __all__ = ["Database", "database_url"]
+
+T = TypeVar("T")
 
 _READ_OPTION = "jwtwarden_read"
 # What a lost or broken database connection looks like through SQLAlchemy and the drivers:
@@ -76,9 +78,17 @@ class Database:
             options["connect_args"] = {"timeout": 30}
         self.engine: AsyncEngine = create_async_engine(parsed, **options)
         self._write_lock: asyncio.Lock | None = None
+        self._sync_engine: sa.Engine | None = None
         if backend == "sqlite":
             self._write_lock = asyncio.Lock()
-            _sqlite_discipline(self.engine)
+            _sqlite_discipline(self.engine.sync_engine)
+            # A whole unit of work in one worker-thread hop: aiosqlite pays several hops
+            # per statement, which dominated the cost of a refresh.
+            self._sync_engine = sa.create_engine(
+                parsed.set(drivername="sqlite+pysqlite"),
+                connect_args={"timeout": 30, "check_same_thread": False},
+            )
+            _sqlite_discipline(self._sync_engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,6 +137,34 @@ class Database:
             with contextlib.suppress(Exception):
                 await conn.close()
 
+    async def run(self, work: Callable[[sa.Connection], T], *, write: bool = True) -> T:
+        """Run ``work(connection)`` as one transaction and return its result.
+
+        ``work`` is plain synchronous code: on SQLite it runs in a worker thread (one hop for
+        the whole transaction), on PostgreSQL through the async driver (``run_sync``).
+        Failures of the connection become :class:`TemporarilyUnavailable`.
+        """
+        if self._sync_engine is None:
+            async with self._unit(read=not write) as conn:
+                return await conn.run_sync(work)
+        if write and self._write_lock is not None:
+            async with self._write_lock:
+                return await asyncio.to_thread(self._sync_unit, work, write)
+        return await asyncio.to_thread(self._sync_unit, work, write)
+
+    def _sync_unit(self, work: Callable[[sa.Connection], T], write: bool) -> T:
+        assert self._sync_engine is not None  # noqa: S101 - only called for SQLite
+        try:
+            with self._sync_engine.connect() as conn:
+                if not write:
+                    conn = conn.execution_options(**{_READ_OPTION: True})
+                with conn.begin():
+                    return work(conn)
+        except _STATEMENT_ERRORS:
+            raise
+        except _CONNECTION_ERRORS as error:
+            raise _unavailable(error) from None
+
     async def ping(self) -> None:
         """Raise :class:`TemporarilyUnavailable` unless the database answers."""
         async with self.read() as conn:
@@ -134,6 +172,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
@@ -144,10 +184,10 @@ def _unavailable(error: BaseException) -> TemporarilyUnavailable:
     return TemporarilyUnavailable(f"the database is unavailable ({type(error).__name__})")
 
 
-def _sqlite_discipline(engine: AsyncEngine) -> None:
+def _sqlite_discipline(engine: sa.Engine) -> None:
     """WAL, foreign keys, a busy timeout, and explicit BEGIN IMMEDIATE for writers."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
@@ -160,7 +200,7 @@ def _sqlite_discipline(engine: AsyncEngine) -> None:
             cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
         read_only = conn.get_execution_options().get(_READ_OPTION, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
