@@ -21,6 +21,7 @@ Every failure is a subclass of :class:`~jwtwarden.errors.JWTError`; nothing else
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,7 @@ from jwtwarden.policy import (
     system_clock,
 )
 
-__all__ = ["JWSVerifier", "VerifiedJWS", "Verifier"]
+__all__ = ["CachingVerifier", "JWSVerifier", "VerifiedJWS", "Verifier"]
 
 _HEADER_CACHE_SIZE = 256
 _new_claims = object.__new__
@@ -323,3 +324,58 @@ class Verifier(JWSVerifier):
         for name in self._required:
             if name not in claims:
                 raise MissingClaim(name)
+
+
+_sha256 = hashlib.sha256
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_MISSING: Any = object()
+
+
+class CachingVerifier(Verifier):
+    """A :class:`Verifier` that remembers which exact tokens it has verified.
+
+    For services that see the same token on many requests (every request of a session
+    carries it for up to 15 minutes). A token seen again — looked up by the SHA-256 of its
+    full text, so only the same bytes match, and no token is kept in memory — skips the
+    header checks, the signature and, when every claim is a string, number, boolean or
+    null, the JSON parsing: their outcome depends only on the token text and this
+    verifier's immutable key set and policy. **Every claim is checked again** (``exp``,
+    ``nbf``, ``iat``, ``iss``, ``aud``, required claims) exactly as on the first
+    verification, and each caller gets its own copy. Tokens carrying lists or objects are
+    parsed again each time, so no caller can change what another sees. Only tokens that
+    verified are remembered, at most ``cache_size`` (the cache is emptied when full); the
+    cache dies with the verifier, so build a new one when the key set changes (a retired or
+    revoked key is then forgotten at once).
+    """
+
+    __slots__ = ("_verified", "_verified_max")
+
+    def __init__(self, keys: KeySet, *, cache_size: int = 4096, **options: Any) -> None:
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError("cache_size must be a whole number, 0 or more")
+        super().__init__(keys, **options)
+        self._verified: dict[bytes, dict[str, Any] | None] = {}
+        self._verified_max = cache_size
+
+    def verify(self, token: str | bytes) -> Claims:
+        if type(token) is not str or not self._verified_max:
+            return super().verify(token)
+        try:
+            digest = _sha256(token.encode("ascii")).digest()
+        except UnicodeEncodeError:
+            return super().verify(token)  # raises the right error
+        cached = self._verified.get(digest, _MISSING)
+        if cached is _MISSING:
+            verified = super().verify(token)
+            if len(self._verified) >= self._verified_max:
+                self._verified.clear()
+            data: dict[str, Any] = verified._data
+            flat = all(type(value) in _SCALARS for value in data.values())
+            self._verified[digest] = dict(data) if flat else None
+            return verified
+        claims = dict(cached) if cached is not None else parse_object(
+            b64url_decode(token.split(".")[1]), "payload")
+        self._check_claims(claims)
+        result: Claims = _new_claims(Claims)
+        _set(result, "_data", claims)
+        return result

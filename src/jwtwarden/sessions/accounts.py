@@ -117,9 +117,11 @@ class Accounts:
 
     async def authenticate(self, username: str, password: str) -> User:
         """The user, or :class:`InvalidCredentials` after the same amount of work either way."""
-        async with self._db.read() as conn:
-            row = (await conn.execute(
-                sa.select(users).where(users.c.username == username))).mappings().first()
+        row = None
+        if _plausible(username):  # no name with control characters exists; don't ask the database
+            async with self._db.read() as conn:
+                row = (await conn.execute(
+                    sa.select(users).where(users.c.username == username))).mappings().first()
         stored = row["password_hash"] if row is not None else await self._dummy()
         ok = await asyncio.to_thread(self._verify, stored, password)
         if row is None or not ok or row["disabled"]:
@@ -176,9 +178,11 @@ class Accounts:
 
     async def authenticate_client(self, client_id: str, secret: str, permission: str) -> Client:
         """The client if the secret matches and it holds ``permission``; else InvalidCredentials."""
-        async with self._db.read() as conn:
-            row = (await conn.execute(
-                sa.select(clients).where(clients.c.id == client_id))).mappings().first()
+        row = None
+        if _plausible(client_id):
+            async with self._db.read() as conn:
+                row = (await conn.execute(
+                    sa.select(clients).where(clients.c.id == client_id))).mappings().first()
         expected = row["secret_hash"] if row is not None else bytes(32)
         ok = hmac.compare_digest(_digest(secret), bytes(expected))
         if row is None or not ok or row["disabled"]:
@@ -189,12 +193,17 @@ class Accounts:
         return client
 
 
+def _plausible(name: str) -> bool:
+    """Names and ids are printable and short; anything else cannot be stored, so is unknown."""
+    return 1 <= len(name) <= 128 and name.isprintable()
+
+
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
 
 def _check_username(name: str) -> None:
-    if not isinstance(name, str) or not 1 <= len(name) <= 128 or not name.isprintable() or name != name.strip():
+    if not isinstance(name, str) or not _plausible(name) or name != name.strip():
         raise ValueError("names are 1-128 printable characters without surrounding spaces")
 
 

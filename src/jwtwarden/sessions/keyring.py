@@ -30,7 +30,7 @@ from jwtwarden.policy import DEFAULT_LEEWAY, Clock, system_clock
 from jwtwarden.sessions.kek import KEK, KEKError
 from jwtwarden.storage.db import Database
 from jwtwarden.storage.schema import meta, signing_keys
-from jwtwarden.verify import Verifier
+from jwtwarden.verify import CachingVerifier, Verifier
 
 __all__ = ["KeyRing", "StoredKey"]
 
@@ -155,13 +155,18 @@ class KeyRing:
         return limit
 
     def verifier(self, now: float | None = None) -> Verifier:
-        """A strict verifier for this service's own access tokens (published keys only)."""
-        keyset = self.public_keyset(now)
-        kids = frozenset(k.kid for k in keyset)
+        """A strict verifier for this service's own access tokens (published keys only).
+
+        Built once per set of published keys: a verifier keeps its caches (checked headers,
+        tokens verified before) until a key is published, removed or revoked.
+        """
+        now = self._clock() if now is None else now
+        kids = frozenset(k.kid for k in self._keys if k.published(now))
         if self._verifier is None or self._verifier[0] != kids:
+            keyset = KeySet(self._private[kid].public() for kid in sorted(kids))
             self._verifier = (
                 kids,
-                Verifier(
+                CachingVerifier(
                     keyset,
                     issuer=self._settings.issuer,
                     audience=self._settings.audience,

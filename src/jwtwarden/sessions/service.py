@@ -61,6 +61,7 @@ Row = Mapping[Any, Any]  # a database row (RowMapping)
 __all__ = ["SessionService", "TokenPair"]
 
 events = logging.getLogger("jwtwarden.events")
+_SESSION_CLAIMS = frozenset({"sid", "scope"})  # bound to the family; never the caller's to set
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,13 @@ class SessionService:
         client_id: str | None = None,
     ) -> TokenPair:
         """A new family for ``subject`` (logins, and trusted backends via POST /v1/sessions)."""
-        if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
-            raise ValueError("subject must be 1-255 characters")
+        if not isinstance(subject, str) or not 1 <= len(subject) <= 255 or not subject.isprintable():
+            raise ValueError("subject must be 1-255 printable characters")
+        if not isinstance(scope, str) or not (scope.isprintable() or not scope):
+            raise ValueError("scope must be printable")
         extra = dict(claims or {})
+        if not _SESSION_CLAIMS.isdisjoint(extra):
+            raise ValueError(f"{sorted(_SESSION_CLAIMS & extra.keys())} are set by the service")
         now = self._clock()
         family_id = secrets.token_urlsafe(16)
         token = new_refresh_token()

@@ -34,6 +34,15 @@ _CONNECTION_ERRORS = (exc.DBAPIError, exc.TimeoutError, OSError, TimeoutError)
 _STATEMENT_ERRORS = (exc.IntegrityError, exc.ProgrammingError, exc.DataError, exc.NotSupportedError)
 
 
+def _statement_error(error: BaseException) -> bool:
+    """A value the database refused (SQLSTATE class 22 / 23), not a lost connection."""
+    if isinstance(error, _STATEMENT_ERRORS):
+        return True
+    orig = getattr(error, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(state, str) and state[:2] in ("22", "23")
+
+
 def database_url(url: str | None, data_dir: Path) -> str:
     """The async SQLAlchemy URL for ``url`` (default: SQLite in ``data_dir``)."""
     if url is None:
@@ -118,8 +127,6 @@ class Database:
     async def _unit(self, *, read: bool) -> AsyncIterator[AsyncConnection]:
         try:
             conn = await self.engine.connect()
-        except _STATEMENT_ERRORS:
-            raise
         except _CONNECTION_ERRORS as error:
             raise _unavailable(error) from None
         try:
@@ -127,9 +134,9 @@ class Database:
                 await conn.execution_options(**{_READ_OPTION: True})
             async with conn.begin():
                 yield conn
-        except _STATEMENT_ERRORS:
-            raise
         except _CONNECTION_ERRORS as error:
+            if _statement_error(error):
+                raise
             with contextlib.suppress(Exception):
                 await conn.invalidate()
             raise _unavailable(error) from None
@@ -160,9 +167,9 @@ class Database:
                     conn = conn.execution_options(**{_READ_OPTION: True})
                 with conn.begin():
                     return work(conn)
-        except _STATEMENT_ERRORS:
-            raise
         except _CONNECTION_ERRORS as error:
+            if _statement_error(error):
+                raise
             raise _unavailable(error) from None
 
     async def ping(self) -> None:

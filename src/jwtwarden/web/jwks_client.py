@@ -44,7 +44,6 @@ after the (cooldown-bound) refetch.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
 import math
@@ -66,13 +65,12 @@ from jwtwarden.errors import (
     UnknownKey,
 )
 from jwtwarden.jose.algorithms import ALGORITHMS
-from jwtwarden.jose.b64 import b64url_decode
 from jwtwarden.jose.jwk import PRIVATE_MEMBERS
 from jwtwarden.jose.jws import DEFAULT_MAX_TOKEN_SIZE
 from jwtwarden.jose.strict_json import parse_object
 from jwtwarden.keys import Key, KeySet
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
-from jwtwarden.verify import Verifier
+from jwtwarden.verify import CachingVerifier, Verifier
 
 __all__ = [
     "DEFAULT_COOLDOWN",
@@ -608,62 +606,6 @@ class RemoteJWKS:
 # ---- the verifier on top -----------------------------------------------------------------
 
 
-_new_claims = object.__new__
-_set = object.__setattr__
-_sha256 = hashlib.sha256
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-_MISSING: Any = object()
-
-
-class _CachingVerifier(Verifier):
-    """A :class:`Verifier` that remembers which exact tokens it has verified.
-
-    A token seen again (looked up by the SHA-256 of its full text, so only the same bytes
-    match, and no token is kept in memory) skips the header checks, the signature and — when
-    every claim is a string, number, boolean or null — the JSON parsing: their outcome
-    depends only on the token text and this verifier's immutable key set and policy. Every
-    claim is checked again (``exp``, ``nbf``, ``iat``, ``iss``, ``aud``...) exactly as on the
-    first verification, and the caller gets its own copy of the claims. Tokens carrying
-    lists or objects are parsed again each time, so no caller can change what another one
-    sees. Only tokens that verified are remembered, at most ``cache_size``; the cache dies
-    with the verifier, which is rebuilt whenever the key set changes (a retired or revoked
-    key is forgotten at once).
-    """
-
-    __slots__ = ("_verified", "_verified_max")
-
-    def __init__(self, keys: KeySet, *, cache_size: int, **options: Any) -> None:
-        super().__init__(keys, **options)
-        self._verified: dict[bytes, dict[str, Any] | None] = {}
-        self._verified_max = cache_size
-
-    def verify(self, token: str | bytes) -> Claims:
-        if type(token) is not str:
-            return super().verify(token)
-        try:
-            digest = _sha256(token.encode("ascii")).digest()
-        except UnicodeEncodeError:
-            return super().verify(token)  # raises the right error
-        cached = self._verified.get(digest, _MISSING)
-        if cached is _MISSING:
-            verified = super().verify(token)
-            if self._verified_max:
-                if len(self._verified) >= self._verified_max:
-                    self._verified.clear()
-                data: dict[str, Any] = verified._data
-                flat = all(type(value) in _SCALARS for value in data.values())
-                self._verified[digest] = dict(data) if flat else None
-            return verified
-        claims = dict(cached) if cached is not None else \
-            parse_object(b64url_decode(token.split(".")[1]), "payload")
-        self._check_claims(claims)
-        result: Claims = _new_claims(Claims)
-        _set(result, "_data", claims)
-        return result
-
-
 _PROBE: list[KeySet] = []
 
 
@@ -737,7 +679,7 @@ class RemoteVerifier:
 
     def _build(self, keys: KeySet) -> tuple[KeySet, Verifier | None]:
         try:
-            verifier: Verifier | None = _CachingVerifier(keys, cache_size=self._size, **self._options)
+            verifier: Verifier | None = CachingVerifier(keys, cache_size=self._size, **self._options)
         except ValueError:  # no key of the set fits the allowlist: every token is unknown_key
             verifier = None
         state = self._state = (keys, verifier)

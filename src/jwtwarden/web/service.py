@@ -242,13 +242,11 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _Refused(oauth_error(413, "invalid_request", "request body too large"))
+                    # an HTTPException passes through FastAPI's body parsing untouched
+                    raise StarletteHTTPException(413, "request body too large")
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _Refused as refused:
-            await refused.response(scope, receive, send)
+        await self.app(scope, limited, send)
 
 
 # ---- the app ------------------------------------------------------------------------------------
@@ -577,7 +575,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     @_refused
     async def userinfo(request: Request) -> Response:
         claims, _ = await _authenticate_bearer(request, _state(request))
-        return JSONResponse(claims.to_dict(), headers=no_store)
+        return JSONResponse(dict(claims), headers=no_store)
 
     @app.post("/v1/sessions", status_code=201, response_model=TokenResponse,
               responses={**ERRORS, 401: {"model": OAuthError}}, tags=["sessions"],
