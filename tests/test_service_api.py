@@ -378,3 +378,12 @@ async def test_access_cookie_option_sets_an_httponly_access_cookie_usable_for_us
         info = await client.get("/v1/auth/userinfo")
     assert access["httponly"] and access["secure"] and access["path"] == "/"
     assert info.status_code == 200
+
+
+async def test_the_service_serves_the_debugger_under_a_strict_csp(tmp_path: Path) -> None:
+    async with asgi_client(make_settings(tmp_path)) as (client, _):
+        page = await client.get("/debugger")
+    csp = page.headers["content-security-policy"]
+    assert page.status_code == 200 and "jwtwarden" in page.text
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp
+    assert page.headers["referrer-policy"] == "no-referrer"

@@ -30,6 +30,8 @@ or a secret.
     │   └── JWKSUnavailable                     jwks_unavailable
     │       └── JWKSInvalid                     jwks_invalid
     │           └── JWKSTooLarge                jwks_too_large
+    ├── KeySourceError                          key_source_error (a key file or URL unusable)
+    │   └── JWKSURLRefused                      jwks_url_refused (not https, not loopback)
     ├── MissingToken                            missing_token   (no bearer token sent)
     ├── InvalidRequest                          invalid_request (token sent the wrong way)
     ├── InsufficientScope                       insufficient_scope   .scopes .roles
@@ -68,8 +70,10 @@ __all__ = [
     "IssuedInFuture",
     "JWKSInvalid",
     "JWKSTooLarge",
+    "JWKSURLRefused",
     "JWKSUnavailable",
     "JWTError",
+    "KeySourceError",
     "MalformedClaim",
     "MalformedToken",
     "MissingClaim",
@@ -250,6 +254,18 @@ class JWKSTooLarge(JWKSInvalid):
     """The JWKS response is larger than the size cap; it was not read further."""
 
     code = "jwks_too_large"
+
+
+class KeySourceError(JWTError):
+    """Keys could not be obtained from the source the user named (a file, a URL)."""
+
+    code = "key_source_error"
+
+
+class JWKSURLRefused(KeySourceError):
+    """The JWKS URL is neither ``https://`` nor ``http://`` to a loopback address."""
+
+    code = "jwks_url_refused"
 
 
 class MissingToken(JWTError):

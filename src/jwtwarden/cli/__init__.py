@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from jwtwarden import __version__
+from jwtwarden.cli.audit import crack_command, debugger_command, inspect_command
 from jwtwarden.cli.keys import keys
 from jwtwarden.cli.scan import scan
 from jwtwarden.cli.service import clients, config, gc, serve, users
@@ -35,3 +36,6 @@ main.add_command(users)
 main.add_command(clients)
 main.add_command(gc)
 main.add_command(scan)
+main.add_command(inspect_command)
+main.add_command(crack_command)
+main.add_command(debugger_command)

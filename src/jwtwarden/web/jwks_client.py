@@ -108,7 +108,8 @@ _ACCEPT = {"accept": "application/jwk-set+json, application/json", "accept-encod
 # ---- configuration checks ----------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address."""
     if host.lower() == "localhost":
         return True
     try:
@@ -135,7 +136,7 @@ def check_url(url: str, what: str = "JWKS URL") -> httpx.URL:
         raise ValueError(f"the {what} must not carry credentials")
     if parsed.scheme == "https":
         return parsed
-    if parsed.scheme == "http" and _is_loopback(parsed.host):
+    if parsed.scheme == "http" and is_loopback(parsed.host):
         return parsed
     raise ValueError(f"the {what} must use https (plain http is allowed only on loopback)")
 

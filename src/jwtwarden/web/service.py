@@ -46,6 +46,7 @@ from jwtwarden.sessions.service import SessionService, TokenPair
 from jwtwarden.storage.db import Database, database_url
 from jwtwarden.storage.migrations import migrate
 from jwtwarden.web import cookies
+from jwtwarden.web.debugger import mount_debugger
 from jwtwarden.web.ratelimit import FailureLimiter
 
 __all__ = ["ServiceState", "build_state", "create_app"]
@@ -295,6 +296,7 @@ def create_app(
     )
     _install_error_handlers(app)
     _routes(app, settings)
+    mount_debugger(app)  # GET /debugger: the token never leaves the browser (strict CSP)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

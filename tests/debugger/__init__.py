@@ -1,0 +1,1 @@
+"""Helpers for the audit tests: token building, the parity corpus, headless Chromium."""
