@@ -11,6 +11,12 @@
 
 from __future__ import annotations
 
+from jwtwarden.testing._attacks import (
+    assert_rejects_jwt_attacks,
+    jwt_attack_cases,
+    run_jwt_attacks,
+    run_jwt_attacks_async,
+)
 from jwtwarden.testing._clock import FakeClock
 from jwtwarden.testing._jwks import MockJWKS, MockRevocationFeed
 
@@ -18,4 +24,8 @@ __all__ = [
     "FakeClock",
     "MockJWKS",
     "MockRevocationFeed",
+    "assert_rejects_jwt_attacks",
+    "jwt_attack_cases",
+    "run_jwt_attacks",
+    "run_jwt_attacks_async",
 ]
