@@ -23,7 +23,7 @@ from jwtwarden.keys import AsymmetricKey, HMACKey, Key, KeySet
 from jwtwarden.lint import Finding, Severity, lint_claims
 from jwtwarden.policy import Claims, Clock
 from jwtwarden.unverified import UnverifiedToken, decode_unverified
-from jwtwarden.verify import JWSVerifier, VerifiedJWS, Verifier
+from jwtwarden.verify import CachingVerifier, JWSVerifier, VerifiedJWS, Verifier
 
 if TYPE_CHECKING:
     from jwtwarden.revocation import RevocationSet
@@ -47,6 +47,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsymmetricKey",
+    "CachingVerifier",
     "Claims",
     "Clock",
     "Finding",
