@@ -25,10 +25,9 @@ from jwtwarden.policy import Claims
 from jwtwarden.web.resource import (
     CLAIMS_KEY,
     SERVER_KEY,
+    Guard,
     MissingToken,
     ResourceServer,
-    path_rules,
-    requirements,
 )
 
 __all__ = ["BearerAuthMiddleware", "authorization_values", "claims_of"]
@@ -61,7 +60,7 @@ def claims_of(request_or_scope: Any) -> Claims:
     return claims
 
 
-class BearerAuthMiddleware:
+class BearerAuthMiddleware(Guard):
     """ASGI middleware requiring a valid bearer token on every request but ``public_paths``.
 
     ``public_paths``: exact paths, or prefixes when they end with ``/`` (``"/static/"``).
@@ -78,16 +77,8 @@ class BearerAuthMiddleware:
         scopes: Iterable[str] | str = (),
         roles: Iterable[str] | str = (),
     ) -> None:
-        if not isinstance(server, ResourceServer):
-            raise TypeError("server must be a ResourceServer")
+        super().__init__(server, public_paths=public_paths, scopes=scopes, roles=roles)
         self.app = app
-        self.server = server
-        self._exact, self._prefixes = path_rules(public_paths)
-        self._scopes = requirements(scopes, "scopes")
-        self._roles = requirements(roles, "roles")
-
-    def _public(self, path: str) -> bool:
-        return path in self._exact or (bool(self._prefixes) and path.startswith(self._prefixes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -99,7 +90,7 @@ class BearerAuthMiddleware:
             return
         server = self.server
         scope[SERVER_KEY] = server
-        if self._public(scope.get("path", "")):
+        if self.is_public(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         try:

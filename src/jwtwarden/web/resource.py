@@ -57,6 +57,7 @@ __all__ = [
     "CLAIMS_KEY",
     "SERVER_KEY",
     "Denial",
+    "Guard",
     "InsufficientScope",
     "InvalidRequest",
     "MissingToken",
@@ -143,6 +144,30 @@ def path_rules(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
         else:
             exact.add(path)
     return frozenset(exact), tuple(prefixes)
+
+
+class Guard:
+    """What the ASGI and WSGI middlewares share: the server, public paths, required scopes
+    and roles, checked once at construction."""
+
+    def __init__(
+        self,
+        server: ResourceServer,
+        *,
+        public_paths: Iterable[str] = (),
+        scopes: Iterable[str] | str = (),
+        roles: Iterable[str] | str = (),
+    ) -> None:
+        if not isinstance(server, ResourceServer):
+            raise TypeError("server must be a ResourceServer")
+        self.server = server
+        self._exact, self._prefixes = path_rules(public_paths)
+        self._scopes = requirements(scopes, "scopes")
+        self._roles = requirements(roles, "roles")
+
+    def is_public(self, path: str) -> bool:
+        """Whether ``path`` is served without a token."""
+        return path in self._exact or (bool(self._prefixes) and path.startswith(self._prefixes))
 
 
 def _roles_of(claims: Claims) -> frozenset[str]:

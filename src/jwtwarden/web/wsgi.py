@@ -39,9 +39,9 @@ from jwtwarden.web.resource import (
     CLAIMS_KEY,
     SERVER_KEY,
     Denial,
+    Guard,
     MissingToken,
     ResourceServer,
-    path_rules,
     requirements,
 )
 
@@ -103,7 +103,7 @@ def _check(server: ResourceServer, environ: Environ, scopes: frozenset[str],
     return claims
 
 
-class WSGIBearerAuthMiddleware:
+class WSGIBearerAuthMiddleware(Guard):
     """WSGI middleware requiring a valid bearer token on every request but ``public_paths``.
 
     ``public_paths``: exact paths, or prefixes when they end with ``/``. ``scopes`` /
@@ -120,19 +120,14 @@ class WSGIBearerAuthMiddleware:
         scopes: Iterable[str] | str = (),
         roles: Iterable[str] | str = (),
     ) -> None:
-        if not isinstance(server, ResourceServer):
-            raise TypeError("server must be a ResourceServer")
+        super().__init__(server, public_paths=public_paths, scopes=scopes, roles=roles)
         self.app = app
-        self.server = server
-        self._exact, self._prefixes = path_rules(public_paths)
-        self._scopes = requirements(scopes, "scopes")
-        self._roles = requirements(roles, "roles")
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         server = self.server
         environ[SERVER_KEY] = server
         path = environ.get("PATH_INFO", "")
-        if path in self._exact or (self._prefixes and path.startswith(self._prefixes)):
+        if self.is_public(path):
             return self.app(environ, start_response)
         try:
             _check(server, environ, self._scopes, self._roles)
