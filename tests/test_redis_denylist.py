@@ -169,3 +169,42 @@ async def test_pubsub_messages_that_are_not_revocations_are_ignored(
         access, _ = await login(state)
         await state.sessions.verify_access(access)
         assert state.denylist.redis is not None and state.denylist.redis.healthy
+
+
+async def test_a_resource_server_can_follow_the_deny_list_through_redis(
+    tmp_path: Path, redis_server: PrivateRedis
+) -> None:
+    from jwtwarden.revocation import RevocationSet
+    from jwtwarden.storage.redis import RedisRevocations
+
+    follower = RedisRevocations(redis_server.url, RevocationSet())
+    await follower.start()
+    try:
+        async with service_state(make_settings(tmp_path, redis_url=redis_server.url)) as state:
+            await synced(state)
+            await asyncio.wait_for(follower.synced.wait(), 5)
+            access, _ = await login(state)
+            claims = await state.sessions.verify_access(access)
+            follower.check(claims)
+            await state.sessions.logout(claims)
+
+            async def refused() -> bool:
+                try:
+                    follower.check(claims)
+                except errors.Revoked:
+                    return True
+                return False
+
+            await eventually(refused, within=1.0)
+            redis_server.stop()
+
+            async def closed() -> bool:
+                try:
+                    follower.check({"jti": "other", "sub": "x", "iat": 1})
+                except errors.RevocationUnavailable:
+                    return True
+                return False
+
+            await eventually(closed, within=3.0)
+    finally:
+        await follower.stop()

@@ -345,3 +345,30 @@ async def test_key_rotation_publishes_first_and_signs_later(tmp_path: Path, cloc
         (await state.sessions.verify_access(token))  # the old key still verifies its tokens
         clock.advance(900 + 30)
         assert {k["kid"] for k in state.keyring.jwks()["keys"]} == {new.kid}
+
+
+async def test_the_event_log_says_why_a_refresh_was_refused(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    async with service_state(make_settings(tmp_path), clock) as state:
+        pair = await login(state)
+        await state.sessions.refresh(pair.refresh_token)
+        with caplog.at_level(logging.INFO, "jwtwarden.events"), pytest.raises(errors.RefreshReused):
+            await state.sessions.refresh(pair.refresh_token)
+    assert f"refresh refused: refresh_reused (session {pair.family_id})" in caplog.text
+    assert pair.refresh_token not in caplog.text
+
+
+async def test_automatic_rotation_happens_once_the_interval_has_passed(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, key_rotation_interval=7 * DAY, jwks_max_age=300)
+    async with service_state(settings, clock) as state:
+        first = state.keyring.issuer().key.kid
+        assert await state.keyring.rotate_if_due() is None
+        clock.advance(7 * DAY)
+        new = await state.keyring.rotate_if_due()
+        assert new is not None and new.activate_at == clock() + 300
+        assert await state.keyring.rotate_if_due() is None  # one pending key at a time
+        clock.advance(300)
+        assert state.keyring.issuer().key.kid == new.kid != first

@@ -8,6 +8,7 @@ a running service sees revocations within a second and key changes within five.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -102,6 +103,9 @@ def serve(config_file: Path | None, host: str | None, port: int | None, log_leve
     if port is not None:
         overrides["port"] = port
     settings = service_settings(config_file, **overrides)
+    # the event log (logins, refusals with their reason, reuse, logouts) and warnings go to
+    # stderr next to uvicorn's access log; tokens and secrets are never logged
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
         server_header=False, proxy_headers=settings.trust_proxy_headers,

@@ -82,6 +82,7 @@ class TokenPair:
 class _Refused:
     error: RefreshError
     revoked: list[Revocation]
+    family: str | None = None
 
 
 class SessionService:
@@ -112,7 +113,7 @@ class SessionService:
         """A new family for a user whose password checks out (else ``InvalidCredentials``)."""
         user = await self._accounts.authenticate(username, password)
         pair = await self.create_session(user.id, scope=user.scope, user_id=user.id)
-        events.info("login", extra={"event": "login", "family": pair.family_id})
+        events.info("login: session %s", pair.family_id, extra={"event": "login", "family": pair.family_id})
         return pair
 
     async def create_session(
@@ -185,7 +186,9 @@ class SessionService:
         outcome = await self._db.run(lambda conn: self._rotate(conn, token_hash, successor))
         if isinstance(outcome, _Refused):
             await self._denylist.applied(outcome.revoked)
-            events.info("refresh refused", extra={"event": "refresh_refused", "reason": outcome.error.code})
+            events.info("refresh refused: %s (session %s)", outcome.error.code, outcome.family or "-",
+                        extra={"event": "refresh_refused", "reason": outcome.error.code,
+                               "family": outcome.family})
             raise outcome.error
         return outcome
 
@@ -205,10 +208,11 @@ class SessionService:
             sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
         ).mappings().one()
         if fam["revoked_at"] is not None:
-            return _Refused(RefreshRevoked(f"the session was revoked ({fam['revoked_reason']})"), [])
+            return _Refused(RefreshRevoked(f"the session was revoked ({fam['revoked_reason']})"), [], fam["id"])
         if now >= fam["expires_at"]:
             revoked = self._revoke_family(conn, fam, "family_too_old", now)
-            return _Refused(FamilyTooOld("the session reached its absolute lifetime; log in again"), revoked)
+            return _Refused(FamilyTooOld("the session reached its absolute lifetime; log in again"),
+                            revoked, fam["id"])
         if row["used_at"] is not None:
             grace = self._settings.grace_window
             if (
@@ -220,10 +224,11 @@ class SessionService:
             revoked = self._revoke_family(conn, fam, "refresh_reused", now)
             events.warning("refresh token reuse: family revoked",
                            extra={"event": "reuse_detected", "family": fam["id"]})
-            return _Refused(RefreshReused("this refresh token was already used; the session is revoked"), revoked)
+            return _Refused(RefreshReused("this refresh token was already used; the session is revoked"),
+                            revoked, fam["id"])
         if now >= row["expires_at"]:
             revoked = self._revoke_family(conn, fam, "refresh_expired", now)
-            return _Refused(RefreshExpired("the refresh token expired; log in again"), revoked)
+            return _Refused(RefreshExpired("the refresh token expired; log in again"), revoked, fam["id"])
         marked = conn.execute(
             refresh_tokens.update()
             .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
@@ -253,7 +258,8 @@ class SessionService:
         access = self._issue_for(fam, now)
         conn.execute(families.update().where(families.c.id == fam["id"]).values(
             last_access_jti=access.jti, last_access_exp=access.exp))
-        events.info("refresh replayed within the grace window", extra={"event": "refresh_grace", "family": fam["id"]})
+        events.info("refresh replayed within the grace window (session %s)", fam["id"],
+                    extra={"event": "refresh_grace", "family": fam["id"]})
         return self._pair(access, successor, current["expires_at"], now,
                           fam["id"], fam["subject"], fam["scope"])
 
@@ -303,7 +309,8 @@ class SessionService:
 
         revoked = await self._db.run(work)
         await self._denylist.applied(revoked)
-        events.info("logout", extra={"event": "logout"})
+        events.info("logout: %d session(s) revoked", len({r.value for r in revoked if r.kind == "sid"}),
+                    extra={"event": "logout"})
 
     async def family_of(self, refresh_token: str) -> str | None:
         """The family id of a refresh token (whatever its state), or None."""
@@ -340,7 +347,8 @@ class SessionService:
 
         count, revoked = await self._db.run(work)
         await self._denylist.applied(revoked)
-        events.info("logout everywhere", extra={"event": "logout_all", "families": count})
+        events.info("logout everywhere: %d session(s) revoked", count,
+                    extra={"event": "logout_all", "families": count})
         return count
 
     async def revoke_user_sessions(self, user_id: str) -> int:

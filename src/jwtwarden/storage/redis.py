@@ -122,6 +122,13 @@ class RedisRevocations:
             return not isinstance(iat, int | float) or iat < float(values[2])
         return False
 
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """For resource servers following Redis: the in-process set, failing closed while
+        the subscription is not in sync (``RevocationUnavailable``)."""
+        if not self.healthy:
+            raise RevocationUnavailable("the deny list (Redis) is not in sync")
+        self._set.check(claims)
+
     async def ping(self) -> bool:
         try:
             return bool(await self._client.ping())
