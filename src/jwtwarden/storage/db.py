@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -198,14 +199,25 @@ def _sqlite_discipline(engine: sa.Engine) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",  # with WAL: durable across process crashes
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000",
-        ):
-            cursor.execute(pragma)
-        cursor.close()
+        try:
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+            # WAL is a property of the file: switch once. Switching needs the file to
+            # itself, and SQLite answers "locked" at once (no busy wait) while another
+            # connection writes, which happens only when replicas start on a new file.
+            for attempt in range(100):
+                cursor.execute("PRAGMA journal_mode")
+                if str(cursor.fetchone()[0]).lower() == "wal":
+                    break
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                except Exception as error:  # sqlite3's, or aiosqlite's adaptation of it
+                    if attempt == 99 or "locked" not in str(error):
+                        raise
+                    time.sleep(0.05)  # another starter holds the file for a moment
+        finally:
+            cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
