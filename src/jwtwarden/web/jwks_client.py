@@ -688,44 +688,38 @@ class RemoteVerifier:
 
     def verify(self, token: str | bytes) -> Claims:
         """Verify ``token`` and return its claims; raise a ``JWTError`` otherwise."""
-        jwks = self._jwks
-        cached = jwks._cached
-        keys = cached.keys if cached is not None and jwks._clock() < cached.expires_at \
-            else jwks.key_set()
-        state = self._state
-        if state[0] is not keys:
-            state = self._build(keys)
+        keys = self._fresh_keys()
+        if keys is None:
+            keys = self._jwks.key_set()
         try:
-            if state[1] is None:
-                raise _no_keys()
-            return state[1].verify(token)
+            return self._attempt(keys, token)
         except UnknownKey:
-            fresh = jwks.reload()
+            fresh = self._jwks.reload()
             if fresh is keys:
                 raise
-        state = self._state if self._state[0] is fresh else self._build(fresh)
-        if state[1] is None:
-            raise _no_keys()
-        return state[1].verify(token)
+        return self._attempt(fresh, token)
 
     async def averify(self, token: str | bytes) -> Claims:
         """Async :meth:`verify`: fetches never block the event loop."""
-        jwks = self._jwks
-        cached = jwks._cached
-        keys = cached.keys if cached is not None and jwks._clock() < cached.expires_at \
-            else await jwks.akey_set()
-        state = self._state
-        if state[0] is not keys:
-            state = self._build(keys)
+        keys = self._fresh_keys()
+        if keys is None:
+            keys = await self._jwks.akey_set()
         try:
-            if state[1] is None:
-                raise _no_keys()
-            return state[1].verify(token)
+            return self._attempt(keys, token)
         except UnknownKey:
-            fresh = await jwks.areload()
+            fresh = await self._jwks.areload()
             if fresh is keys:
                 raise
-        state = self._state if self._state[0] is fresh else self._build(fresh)
+        return self._attempt(fresh, token)
+
+    def _fresh_keys(self) -> KeySet | None:
+        """The cached key set while it is fresh (no lock, no I/O: the hot path)."""
+        cached = self._jwks._cached
+        return cached.keys if cached is not None and self._jwks._clock() < cached.expires_at else None
+
+    def _attempt(self, keys: KeySet, token: str | bytes) -> Claims:
+        """One verification with the verifier built for ``keys`` (built once per key set)."""
+        state = self._state if self._state[0] is keys else self._build(keys)
         if state[1] is None:
             raise _no_keys()
         return state[1].verify(token)
