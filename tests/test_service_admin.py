@@ -15,13 +15,15 @@ from click.testing import CliRunner, Result
 from jwtwarden import Key, errors
 from jwtwarden.cli import main
 from jwtwarden.config import ConfigError, load_settings
+from jwtwarden.sessions.accounts import Accounts
 from jwtwarden.sessions.kek import KEKError, load_kek
+from jwtwarden.sessions.keyring import KeyRing
 from jwtwarden.storage import schema
 from jwtwarden.storage.db import Database, database_url
 from jwtwarden.storage.migrations import MIGRATIONS, applied_versions, migrate
 from jwtwarden.testing import FakeClock
 from tests.conftest import NOW
-from tests.servicekit import PASSWORD, TEST_KEK, make_settings, service_state
+from tests.servicekit import FAST_HASHER, PASSWORD, TEST_KEK, make_settings, service_state
 
 # ---- configuration --------------------------------------------------------------------------
 
@@ -179,6 +181,54 @@ async def test_replicas_starting_at_once_share_one_signing_key(tmp_path: Path, d
 
     kids = await asyncio.gather(*(start() for _ in range(3)))
     assert len(set(kids)) == 1
+
+
+@pytest.mark.anyio
+async def test_replicas_checking_the_kek_at_once_store_one_check_value(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The window the start-up test above hits only by luck: every replica has migrated and
+    # reads "no check value yet" before any of them inserts one.
+    settings = make_settings(tmp_path, database_url)
+    (tmp_path / "data").mkdir(exist_ok=True)
+    dbs = [Database(_async(database_url, tmp_path)) for _ in range(4)]
+    try:
+        await migrate(dbs[0])
+        await asyncio.gather(*(db.ping() for db in dbs))  # connected: the checks start together
+        kek = load_kek(TEST_KEK, tmp_path / "data")
+        rings = [KeyRing(db, kek, settings) for db in dbs]
+        await asyncio.gather(*(ring.check_kek() for ring in rings))
+        await asyncio.gather(*(ring.check_kek() for ring in rings))  # and it reads back
+        async with dbs[0].read() as conn:
+            count = (await conn.execute(sa.select(sa.func.count()).select_from(schema.meta).where(
+                schema.meta.c.name == "kek_check"))).scalar()
+    finally:
+        for db in dbs:
+            await db.dispose()
+    assert count == 1
+
+
+@pytest.mark.anyio
+async def test_two_operators_adding_the_same_user_or_client_at_once_get_a_clear_error(
+    tmp_path: Path, database_url: str
+) -> None:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    dbs = [Database(_async(database_url, tmp_path)) for _ in range(2)]
+    try:
+        await migrate(dbs[0])
+        await asyncio.gather(*(db.ping() for db in dbs))
+        accounts = [Accounts(db, hasher=FAST_HASHER) for db in dbs]
+        users = await asyncio.gather(*(a.add_user("alice", PASSWORD) for a in accounts),
+                                     return_exceptions=True)
+        clients = await asyncio.gather(*(a.add_client("app", {"introspect"}) for a in accounts),
+                                       return_exceptions=True)
+    finally:
+        for db in dbs:
+            await db.dispose()
+    for outcome in (users, clients):
+        refused = [r for r in outcome if isinstance(r, BaseException)]
+        assert len(refused) == 1, outcome
+        assert isinstance(refused[0], ValueError) and "exists" in str(refused[0])
 
 
 # ---- the operator's CLI -------------------------------------------------------------------

@@ -183,6 +183,9 @@ class KeyRing:
     async def check_kek(self) -> None:
         """Fail fast when the configured KEK is not the one this database was set up with."""
         async with self._db.transaction() as conn:
+            # Replicas starting at once each find no check value; the lock makes the second
+            # one wait and then read the first one's instead of inserting a duplicate.
+            await _lock_keys(conn, self._db)
             row = (await conn.execute(sa.select(meta.c.value).where(meta.c.name == _KEK_CHECK))).first()
             if row is None:
                 blob = self._kek.encrypt(_KEK_CHECK_PLAINTEXT, context=_KEK_CHECK)
