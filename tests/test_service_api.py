@@ -257,6 +257,8 @@ async def test_malformed_requests_get_rfc_errors_never_500(
     assert response.status_code == status
     if status >= 400:
         assert "error" in response.json()
+    if status == 405:  # RFC 9110 section 15.5.6: a 405 lists the methods that are allowed
+        assert response.headers["allow"] == "POST"
 
 
 async def test_an_unreachable_database_is_503_with_retry_after(tmp_path: Path) -> None:

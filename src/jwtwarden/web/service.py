@@ -14,7 +14,7 @@ import binascii
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -169,17 +169,26 @@ class OAuthError(BaseModel):
     reason: str | None = None
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": OAuthError, "description": "RFC 6749 error"},
-    503: {"model": OAuthError, "description": "database or deny list unavailable"},
+_ANSWERS = {
+    400: "RFC 6749 error (`invalid_request`, `invalid_grant`, ...); `reason` names the cause",
+    401: "RFC 6750 bearer or RFC 6749 client authentication failed; see `WWW-Authenticate`",
+    403: "cookie mode: the Origin or CSRF check failed",
+    413: "request body too large",
+    429: "too many failed logins; see `Retry-After`",
+    503: "database or deny list unavailable; see `Retry-After`",
 }
+
+
+def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` for the error answers an operation can give."""
+    return {code: {"model": OAuthError, "description": _ANSWERS[code]} for code in codes}
 
 
 # ---- error answers ------------------------------------------------------------------------------
 
 
 def oauth_error(status: int, error: str, description: str, *, reason: str | None = None,
-                headers: dict[str, str] | None = None) -> JSONResponse:
+                headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": error, "error_description": description}
     if reason:
         body["reason"] = reason
@@ -296,6 +305,7 @@ def create_app(
     )
     _install_error_handlers(app)
     _routes(app, settings)
+    _document_errors_as_answered(app)
     mount_debugger(app)  # GET /debugger: the token never leaves the browser (strict CSP)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
@@ -320,12 +330,30 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
-        return oauth_error(exc.status_code, error, str(exc.detail))
+        # keeps Starlette's headers: a 405 must say what is Allowed (RFC 9110 section 15.5.6)
+        return oauth_error(exc.status_code, error, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def bug(_request: Request, exc: Exception) -> JSONResponse:  # never a traceback out
         log.error("unhandled %s", type(exc).__name__, exc_info=exc)
         return oauth_error(500, "server_error", "internal error")
+
+
+def _document_errors_as_answered(app: FastAPI) -> None:
+    """FastAPI documents a 422 for every operation with parameters; this service answers
+    invalid input with an RFC 6749 400 instead, so the 422 and its schemas are dropped."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached by FastAPI; the edits below are idempotent
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # ---- request helpers ----------------------------------------------------------------------------
@@ -456,7 +484,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         )
         return response
 
-    @app.post("/v1/auth/login", response_model=TokenResponse, responses={**ERRORS, 429: {"model": OAuthError}},
+    @app.post("/v1/auth/login", response_model=TokenResponse, responses=answers(400, 403, 413, 429, 503),
               tags=["sessions"], summary="Log in with a username and password")
     @_refused
     async def login(request: Request, body: LoginRequest) -> Response:
@@ -479,7 +507,8 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         state.account_limiter.reset(account)
         return pair_response(state, pair)
 
-    @app.post("/v1/auth/refresh", response_model=TokenResponse, responses=ERRORS, tags=["sessions"],
+    @app.post("/v1/auth/refresh", response_model=TokenResponse, responses=answers(400, 403, 413, 503),
+              tags=["sessions"],
               summary="Rotate a refresh token: a new pair, the old refresh token spent")
     @_refused
     async def refresh(request: Request, body: RefreshRequest | None = None) -> Response:
@@ -502,7 +531,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             return response
         return pair_response(state, pair, cookie_mode=from_cookie)
 
-    @app.post("/v1/auth/logout", status_code=204, responses={401: {"model": OAuthError}},
+    @app.post("/v1/auth/logout", status_code=204, responses=answers(400, 401, 403, 413, 503),
               tags=["sessions"], summary="End this session (its token family)")
     @_refused
     async def logout(request: Request, body: RefreshRequest | None = None) -> Response:
@@ -526,7 +555,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             cookies.clear_cookies(response)
         return response
 
-    @app.post("/v1/auth/logout-all", status_code=204, responses={401: {"model": OAuthError}},
+    @app.post("/v1/auth/logout-all", status_code=204, responses=answers(401, 403, 503),
               tags=["sessions"], summary="End every session of the user; tokens issued before now die")
     @_refused
     async def logout_all(request: Request) -> Response:
@@ -543,6 +572,9 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         return response
 
     @app.post("/v1/auth/revoke", tags=["tokens"], summary="RFC 7009 token revocation",
+              response_class=Response, response_description="Revoked, or nothing to revoke: "
+              "RFC 7009 answers both with an empty 200",
+              responses=answers(400, 401, 413, 503),
               openapi_extra=_form_schema(["token"], ["token_type_hint"]))
     @_refused
     async def revoke(request: Request) -> Response:
@@ -560,6 +592,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         return Response(status_code=200, headers=no_store)
 
     @app.post("/v1/auth/introspect", tags=["tokens"], summary="RFC 7662 token introspection",
+              responses=answers(400, 401, 413, 503),
               openapi_extra=_form_schema(["token"], ["token_type_hint"]))
     @_refused
     async def introspect(request: Request) -> Response:
@@ -572,7 +605,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         result = await state.sessions.introspect(token, form.get("token_type_hint"))
         return JSONResponse(result, headers=no_store)
 
-    @app.get("/v1/auth/userinfo", tags=["tokens"], responses={401: {"model": OAuthError}},
+    @app.get("/v1/auth/userinfo", tags=["tokens"], responses=answers(401, 503),
              summary="The claims of the presented access token, after full verification")
     @_refused
     async def userinfo(request: Request) -> Response:
@@ -580,7 +613,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         return JSONResponse(dict(claims), headers=no_store)
 
     @app.post("/v1/sessions", status_code=201, response_model=TokenResponse,
-              responses={**ERRORS, 401: {"model": OAuthError}}, tags=["sessions"],
+              responses=answers(400, 401, 413, 503), tags=["sessions"],
               summary="Trusted backend: a token pair for a subject it authenticated itself")
     @_refused
     async def create_session(request: Request, body: SessionRequest) -> Response:
@@ -595,7 +628,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             return oauth_error(400, "invalid_request", str(error))
         return pair_response(state, pair, 201, cookie_mode=False)
 
-    @app.get("/v1/revocations", tags=["tokens"],
+    @app.get("/v1/revocations", tags=["tokens"], responses=answers(400, 503),
              summary="Revocation feed for resource servers (long-poll with since= and wait=)")
     async def revocation_feed(request: Request, since: str | None = None, wait: float = 0) -> Response:
         state = _state(request)
@@ -634,7 +667,8 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             "jwtwarden_access_token_signing_alg_values_supported": algs,
         }, headers={"Cache-Control": "public, max-age=300"})
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
+    @app.get("/healthz", tags=["operations"], responses=answers(503),
+             summary="Liveness and database reachability")
     async def healthz(request: Request) -> Response:
         state = _state(request)
         try:
