@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -143,6 +145,25 @@ def _async(url: str, tmp_path: Path) -> str:
     return database_url(url, tmp_path / "data")
 
 
+@asynccontextmanager
+async def _replicas(url: str, tmp_path: Path, n: int, *, ready: bool = False) -> AsyncIterator[list[Database]]:
+    """``n`` Database objects on one database, as ``n`` replicas would hold, disposed after.
+
+    ``ready``: migrated, and every one already connected, so what the test starts with
+    ``gather`` reaches the server together instead of staggered by connection set-up.
+    """
+    (tmp_path / "data").mkdir(exist_ok=True)
+    dbs = [Database(_async(url, tmp_path)) for _ in range(n)]
+    try:
+        if ready:
+            await migrate(dbs[0])
+            await asyncio.gather(*(db.ping() for db in dbs))
+        yield dbs
+    finally:
+        for db in dbs:
+            await db.dispose()
+
+
 @pytest.mark.anyio
 async def test_the_migrated_schema_matches_the_query_schema(tmp_path: Path, database_url: str) -> None:
     db = Database(_async(database_url, tmp_path))
@@ -161,13 +182,8 @@ async def test_the_migrated_schema_matches_the_query_schema(tmp_path: Path, data
 async def test_replicas_migrating_the_same_empty_database_at_once_do_not_fail(
     tmp_path: Path, database_url: str
 ) -> None:
-    (tmp_path / "data").mkdir(exist_ok=True)
-    dbs = [Database(_async(database_url, tmp_path)) for _ in range(4)]
-    try:
+    async with _replicas(database_url, tmp_path, 4) as dbs:
         results = await asyncio.gather(*(migrate(db) for db in dbs))
-    finally:
-        for db in dbs:
-            await db.dispose()
     assert sorted(len(r) for r in results) == [0, 0, 0, len(MIGRATIONS)]
 
 
@@ -190,11 +206,7 @@ async def test_replicas_checking_the_kek_at_once_store_one_check_value(
     # The window the start-up test above hits only by luck: every replica has migrated and
     # reads "no check value yet" before any of them inserts one.
     settings = make_settings(tmp_path, database_url)
-    (tmp_path / "data").mkdir(exist_ok=True)
-    dbs = [Database(_async(database_url, tmp_path)) for _ in range(4)]
-    try:
-        await migrate(dbs[0])
-        await asyncio.gather(*(db.ping() for db in dbs))  # connected: the checks start together
+    async with _replicas(database_url, tmp_path, 4, ready=True) as dbs:
         kek = load_kek(TEST_KEK, tmp_path / "data")
         rings = [KeyRing(db, kek, settings) for db in dbs]
         await asyncio.gather(*(ring.check_kek() for ring in rings))
@@ -202,9 +214,6 @@ async def test_replicas_checking_the_kek_at_once_store_one_check_value(
         async with dbs[0].read() as conn:
             count = (await conn.execute(sa.select(sa.func.count()).select_from(schema.meta).where(
                 schema.meta.c.name == "kek_check"))).scalar()
-    finally:
-        for db in dbs:
-            await db.dispose()
     assert count == 1
 
 
@@ -212,19 +221,12 @@ async def test_replicas_checking_the_kek_at_once_store_one_check_value(
 async def test_two_operators_adding_the_same_user_or_client_at_once_get_a_clear_error(
     tmp_path: Path, database_url: str
 ) -> None:
-    (tmp_path / "data").mkdir(exist_ok=True)
-    dbs = [Database(_async(database_url, tmp_path)) for _ in range(2)]
-    try:
-        await migrate(dbs[0])
-        await asyncio.gather(*(db.ping() for db in dbs))
+    async with _replicas(database_url, tmp_path, 2, ready=True) as dbs:
         accounts = [Accounts(db, hasher=FAST_HASHER) for db in dbs]
         users = await asyncio.gather(*(a.add_user("alice", PASSWORD) for a in accounts),
                                      return_exceptions=True)
         clients = await asyncio.gather(*(a.add_client("app", {"introspect"}) for a in accounts),
                                        return_exceptions=True)
-    finally:
-        for db in dbs:
-            await db.dispose()
     for outcome in (users, clients):
         refused = [r for r in outcome if isinstance(r, BaseException)]
         assert len(refused) == 1, outcome

@@ -64,16 +64,12 @@ class Accounts:
         now = self._clock()
         user = User(secrets.token_urlsafe(16), username, scope, False, now)
         password_hash = await self._hash(password)
-        try:
+        try:  # the unique constraint decides, so two operators at once cannot both add it
             async with self._db.transaction() as conn:
-                exists = (await conn.execute(
-                    sa.select(users.c.id).where(users.c.username == username))).first()
-                if exists:
-                    raise ValueError(f"user {username!r} exists")
                 await conn.execute(users.insert().values(
                     id=user.id, username=username, password_hash=password_hash, scope=scope,
                     disabled=False, created_at=now, updated_at=now))
-        except sa.exc.IntegrityError:  # added by someone else between our read and insert
+        except sa.exc.IntegrityError:
             raise ValueError(f"user {username!r} exists") from None
         return user
 
@@ -160,15 +156,13 @@ class Accounts:
         _check_username(name)
         client_id = "jwc_" + secrets.token_urlsafe(12)
         secret = "jws_" + secrets.token_urlsafe(32)
-        try:
+        try:  # the unique constraint decides (see add_user)
             async with self._db.transaction() as conn:
-                if (await conn.execute(sa.select(clients.c.id).where(clients.c.name == name))).first():
-                    raise ValueError(f"client {name!r} exists")
                 await conn.execute(clients.insert().values(
                     id=client_id, name=name, secret_hash=_digest(secret),
                     permissions=" ".join(sorted(permissions)), disabled=False,
                     created_at=self._clock()))
-        except sa.exc.IntegrityError:  # added by someone else between our read and insert
+        except sa.exc.IntegrityError:
             raise ValueError(f"client {name!r} exists") from None
         return Client(client_id, name, frozenset(permissions), False), secret
 
