@@ -4,8 +4,8 @@ Every variant is the same Starlette app (``GET /hello`` answering a small JSON d
 its own uvicorn process (one worker, h11, asyncio loop), protected by a pure ASGI middleware:
 
 - ``none``: no authentication at all (the ceiling);
-- ``jwtwarden``: :class:`~jwtwarden.web.asgi.BearerAuthMiddleware` with a
-  :class:`~jwtwarden.web.resource.ResourceServer` (remote JWKS, revocation feed on, ``at+jwt``
+- ``jwtwarden``: :class:`~jwtwarden.resource.asgi.BearerAuthMiddleware` with a
+  :class:`~jwtwarden.resource.server.ResourceServer` (remote JWKS, revocation feed on, ``at+jwt``
   required, verified-token cache on: the defaults);
 - ``jwtwarden-nocache``: the same with ``verified_cache_size=0`` (every request runs ECDSA);
 - ``pyjwt``: PyJWT's ``PyJWKClient.get_signing_key_from_jwt`` + ``jwt.decode`` with ``iss``,
@@ -73,8 +73,8 @@ def build_app(variant: str, auth_url: str) -> Any:
 
     jwks_url = f"{auth_url}/.well-known/jwks.json"
     if variant.startswith("jwtwarden"):
-        from jwtwarden.web.asgi import BearerAuthMiddleware, claims_of
-        from jwtwarden.web.resource import ResourceServer
+        from jwtwarden.resource.asgi import BearerAuthMiddleware, claims_of
+        from jwtwarden.resource.server import ResourceServer
 
         server = ResourceServer(jwks_url, issuer=ISS, audience=AUD,
                                 verified_cache_size=0 if variant.endswith("nocache") else 4096)

@@ -33,9 +33,9 @@ import asyncpg
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
-from jwtwarden.config import load_settings
-from jwtwarden.storage.schema import families, refresh_tokens
-from jwtwarden.web.service import ServiceState, build_state
+from jwtwarden.service.app import ServiceState, build_state
+from jwtwarden.service.config import load_settings
+from jwtwarden.service.storage.schema import families, refresh_tokens
 
 PG_ADMIN = os.environ.get("JWTWARDEN_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("JWTWARDEN_BENCH_REDIS", "redis://127.0.0.1:6379/14")

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 
 from jwtwarden import Claims
-from jwtwarden.web.fastapi import require_token
-from jwtwarden.web.resource import ResourceServer
+from jwtwarden.resource.fastapi import require_token
+from jwtwarden.resource.server import ResourceServer
 
 server = ResourceServer.from_env()  # keys, issuer, audience, revocation feed
 app = FastAPI(lifespan=server.lifespan)

@@ -7,8 +7,8 @@
 
 from flask import Flask
 
-from jwtwarden.web.resource import ResourceServer
-from jwtwarden.web.wsgi import WSGIBearerAuthMiddleware, claims_of
+from jwtwarden.resource.server import ResourceServer
+from jwtwarden.resource.wsgi import WSGIBearerAuthMiddleware, claims_of
 
 server = ResourceServer.from_env()  # keys, issuer, audience, revocation feed
 app = Flask(__name__)

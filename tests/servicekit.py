@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 import httpx
 from argon2 import PasswordHasher
 
-from jwtwarden.config import Settings, load_settings
 from jwtwarden.policy import Clock
+from jwtwarden.service.app import ServiceState, build_state, create_app
+from jwtwarden.service.config import Settings, load_settings
 from jwtwarden.testing import FakeClock
-from jwtwarden.web.service import ServiceState, build_state, create_app
 from tests.conftest import NOW
 
 ISSUER = "http://127.0.0.1:8000"

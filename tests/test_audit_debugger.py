@@ -26,11 +26,7 @@ from starlette.applications import Starlette
 
 from jwtwarden import Issuer
 from jwtwarden.audit import _jstables, audit_token
-from jwtwarden.audit.keysource import verification_keys
-from jwtwarden.jose.b64 import b64url_encode
-from jwtwarden.keys import AsymmetricKey, HMACKey, Key, KeySet
-from jwtwarden.testing import FakeClock
-from jwtwarden.web.debugger import (
+from jwtwarden.audit.debugger import (
     ASSET_DIR,
     CSP,
     SECURITY_HEADERS,
@@ -39,6 +35,10 @@ from jwtwarden.web.debugger import (
     debugger_routes,
     mount_debugger,
 )
+from jwtwarden.audit.keysource import verification_keys
+from jwtwarden.jose.b64 import b64url_encode
+from jwtwarden.keys import AsymmetricKey, HMACKey, Key, KeySet
+from jwtwarden.testing import FakeClock
 from tests.conftest import ALL_ALGS, keyset_for
 from tests.debugger.browser import ARTIFACTS, chromium, debugger_server, require_chromium
 from tests.debugger.corpus import inspect_corpus

@@ -18,9 +18,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from jwtwarden import errors
+from jwtwarden.resource.feed_client import RevocationFeed, default_feed_url
 from jwtwarden.revocation import Revocation, subject_key
 from jwtwarden.testing import FakeClock
-from jwtwarden.web.feed_client import RevocationFeed, default_feed_url
 from tests.helpers_http import serve_asgi
 
 SERVER_MAX_WAIT = 25.0

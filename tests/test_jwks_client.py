@@ -19,8 +19,7 @@ import pytest
 
 from jwtwarden import Issuer, Key, KeySet, errors
 from jwtwarden.jose.b64 import b64url_encode
-from jwtwarden.testing import FakeClock, MockJWKS
-from jwtwarden.web.jwks_client import (
+from jwtwarden.resource.jwks_client import (
     JWKSInvalid,
     JWKSTooLarge,
     JWKSUnavailable,
@@ -29,6 +28,7 @@ from jwtwarden.web.jwks_client import (
     _Flight,
     load_public_jwks,
 )
+from jwtwarden.testing import FakeClock, MockJWKS
 from tests.conftest import AUD, ISS, NOW, keyset_for
 from tests.helpers_http import serve_asgi
 

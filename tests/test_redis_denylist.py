@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from jwtwarden import errors
+from jwtwarden.service.app import ServiceState
 from jwtwarden.testing import FakeClock
-from jwtwarden.web.service import ServiceState
 from tests.conftest import NOW
 from tests.infra import PrivateRedis, private_redis
 from tests.servicekit import PASSWORD, make_settings, service_state
@@ -175,7 +175,7 @@ async def test_a_resource_server_can_follow_the_deny_list_through_redis(
     tmp_path: Path, redis_server: PrivateRedis
 ) -> None:
     from jwtwarden.revocation import RevocationSet
-    from jwtwarden.storage.redis import RedisRevocations
+    from jwtwarden.service.storage.redis import RedisRevocations
 
     follower = RedisRevocations(redis_server.url, RevocationSet())
     await follower.start()

@@ -18,12 +18,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from jwtwarden import Issuer, KeySet, errors
+from jwtwarden.resource.asgi import BearerAuthMiddleware, claims_of
+from jwtwarden.resource.feed_client import RevocationFeed
+from jwtwarden.resource.jwks_client import RemoteJWKS
+from jwtwarden.resource.server import ResourceServer
 from jwtwarden.revocation import Revocation, RevocationSet, subject_key
 from jwtwarden.testing import MockJWKS, MockRevocationFeed
-from jwtwarden.web.asgi import BearerAuthMiddleware, claims_of
-from jwtwarden.web.feed_client import RevocationFeed
-from jwtwarden.web.jwks_client import RemoteJWKS
-from jwtwarden.web.resource import ResourceServer
 from tests.conftest import AUD, ISS, keyset_for
 from tests.helpers_http import serve_asgi
 

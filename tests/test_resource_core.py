@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 
 from jwtwarden import Claims, errors
-from jwtwarden.revocation import RevocationSet
-from jwtwarden.web.feed_client import RevocationFeed
-from jwtwarden.web.jwks_client import JWKSInvalid, JWKSUnavailable, RemoteJWKS
-from jwtwarden.web.resource import (
+from jwtwarden.resource.feed_client import RevocationFeed
+from jwtwarden.resource.jwks_client import JWKSInvalid, JWKSUnavailable, RemoteJWKS
+from jwtwarden.resource.server import (
     InsufficientScope,
     InvalidRequest,
     MissingToken,
@@ -18,6 +17,7 @@ from jwtwarden.web.resource import (
     bearer_token,
     requirements,
 )
+from jwtwarden.revocation import RevocationSet
 
 JWKS_URL = "https://auth.example.com/.well-known/jwks.json"
 ISS = "https://auth.example.com"

@@ -11,12 +11,12 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from jwtwarden import Claims, Issuer, KeySet
+from jwtwarden.resource.asgi import BearerAuthMiddleware
+from jwtwarden.resource.fastapi import require_token
+from jwtwarden.resource.jwks_client import RemoteJWKS
+from jwtwarden.resource.server import ResourceServer
 from jwtwarden.revocation import Revocation, RevocationSet
 from jwtwarden.testing import MockJWKS
-from jwtwarden.web.asgi import BearerAuthMiddleware
-from jwtwarden.web.fastapi import require_token
-from jwtwarden.web.jwks_client import RemoteJWKS
-from jwtwarden.web.resource import ResourceServer
 from tests.conftest import AUD, ISS, keyset_for
 
 KEYS = keyset_for("ES256")

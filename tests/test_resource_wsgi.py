@@ -13,12 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from jwtwarden import Issuer, KeySet, decode_unverified
+from jwtwarden.resource.feed_client import RevocationFeed
+from jwtwarden.resource.jwks_client import RemoteJWKS
+from jwtwarden.resource.server import MissingToken, ResourceServer
+from jwtwarden.resource.wsgi import WSGIBearerAuthMiddleware, claims_of, require_token
 from jwtwarden.revocation import Revocation, RevocationSet
 from jwtwarden.testing import MockJWKS, MockRevocationFeed
-from jwtwarden.web.feed_client import RevocationFeed
-from jwtwarden.web.jwks_client import RemoteJWKS
-from jwtwarden.web.resource import MissingToken, ResourceServer
-from jwtwarden.web.wsgi import WSGIBearerAuthMiddleware, claims_of, require_token
 from tests.conftest import AUD, ISS, keyset_for
 from tests.helpers_http import serve_wsgi
 

@@ -16,13 +16,13 @@ from click.testing import CliRunner, Result
 
 from jwtwarden import Key, errors
 from jwtwarden.cli import main
-from jwtwarden.config import ConfigError, load_settings
-from jwtwarden.sessions.accounts import Accounts
-from jwtwarden.sessions.kek import KEKError, load_kek
-from jwtwarden.sessions.keyring import KeyRing
-from jwtwarden.storage import schema
-from jwtwarden.storage.db import Database, database_url
-from jwtwarden.storage.migrations import MIGRATIONS, applied_versions, migrate
+from jwtwarden.service.config import ConfigError, load_settings
+from jwtwarden.service.sessions.accounts import Accounts
+from jwtwarden.service.sessions.kek import KEKError, load_kek
+from jwtwarden.service.sessions.keyring import KeyRing
+from jwtwarden.service.storage import schema
+from jwtwarden.service.storage.db import Database, database_url
+from jwtwarden.service.storage.migrations import MIGRATIONS, applied_versions, migrate
 from jwtwarden.testing import FakeClock
 from tests.conftest import NOW
 from tests.servicekit import FAST_HASHER, PASSWORD, TEST_KEK, make_settings, service_state
@@ -124,7 +124,7 @@ async def test_an_upgrade_never_loses_a_session(tmp_path: Path, database_url: st
     (tmp_path / "data").mkdir(exist_ok=True)
     assert [m.version for m in await migrate(db, target=1)] == [1]
     clock = FakeClock(NOW)
-    from jwtwarden.sessions.refresh_tokens import new_refresh_token, refresh_token_hash
+    from jwtwarden.service.sessions.refresh_tokens import new_refresh_token, refresh_token_hash
 
     token = new_refresh_token()
     async with db.transaction() as conn:  # what a v1 service would have written

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from jwtwarden.service.app import ServiceState
 from jwtwarden.testing import FakeClock
-from jwtwarden.web.service import ServiceState
 from tests.conftest import NOW
 from tests.servicekit import ISSUER, PASSWORD, asgi_client, make_settings
 

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from jwtwarden import Key
 from jwtwarden.jose.b64 import b64url_encode
 from jwtwarden.keys import AsymmetricKey
+from jwtwarden.service.app import ServiceState
 from jwtwarden.testing import FakeClock, run_jwt_attacks_async
-from jwtwarden.web.service import ServiceState
 from tests.conftest import NOW
 from tests.servicekit import ISSUER, PASSWORD, asgi_service, make_settings
 

@@ -21,7 +21,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from jwtwarden.web.service import create_app
+from jwtwarden.service.app import create_app
 from tests.servicekit import PASSWORD, add_user, make_settings, running_server, server_env, tokens
 
 

@@ -45,12 +45,12 @@ from hypothesis.stateful import (
 )
 
 from jwtwarden import decode_unverified, errors
-from jwtwarden.config import Settings
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims
-from jwtwarden.sessions.service import TokenPair
-from jwtwarden.storage.schema import families, refresh_tokens, revocations
+from jwtwarden.service.app import ServiceState
+from jwtwarden.service.config import Settings
+from jwtwarden.service.sessions.service import TokenPair
+from jwtwarden.service.storage.schema import families, refresh_tokens, revocations
 from jwtwarden.testing import FakeClock
-from jwtwarden.web.service import ServiceState
 from tests.conftest import NOW
 from tests.servicekit import PASSWORD, make_settings, service_state
 

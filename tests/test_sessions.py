@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from jwtwarden import decode_unverified, errors
-from jwtwarden.sessions.refresh_tokens import TOKEN_LENGTH, refresh_token_hash
-from jwtwarden.sessions.service import TokenPair
-from jwtwarden.storage.schema import families, refresh_tokens
+from jwtwarden.service.app import ServiceState
+from jwtwarden.service.sessions.refresh_tokens import TOKEN_LENGTH, refresh_token_hash
+from jwtwarden.service.sessions.service import TokenPair
+from jwtwarden.service.storage.schema import families, refresh_tokens
 from jwtwarden.testing import FakeClock
-from jwtwarden.web.service import ServiceState
 from tests.conftest import NOW
 from tests.servicekit import PASSWORD, make_settings, service_state
 
@@ -172,7 +172,7 @@ async def test_garbage_refresh_tokens_are_refused_without_a_database_hit(
 
 
 async def test_an_unknown_well_formed_token_is_invalid(tmp_path: Path, clock: FakeClock) -> None:
-    from jwtwarden.sessions.refresh_tokens import new_refresh_token
+    from jwtwarden.service.sessions.refresh_tokens import new_refresh_token
 
     async with service_state(make_settings(tmp_path), clock) as state:
         with pytest.raises(errors.InvalidRefreshToken):

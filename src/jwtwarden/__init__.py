@@ -26,15 +26,15 @@ from jwtwarden.unverified import UnverifiedToken, decode_unverified
 from jwtwarden.verify import CachingVerifier, JWSVerifier, VerifiedJWS, Verifier
 
 if TYPE_CHECKING:
+    from jwtwarden.resource.jwks_client import RemoteJWKS, RemoteVerifier
+    from jwtwarden.resource.server import ResourceServer
     from jwtwarden.revocation import RevocationSet
-    from jwtwarden.web.jwks_client import RemoteJWKS, RemoteVerifier
-    from jwtwarden.web.resource import ResourceServer
 
 # Resource-server pieces load httpx; import them only when first used.
 _LAZY = {
-    "RemoteJWKS": "jwtwarden.web.jwks_client",
-    "RemoteVerifier": "jwtwarden.web.jwks_client",
-    "ResourceServer": "jwtwarden.web.resource",
+    "RemoteJWKS": "jwtwarden.resource.jwks_client",
+    "RemoteVerifier": "jwtwarden.resource.jwks_client",
+    "ResourceServer": "jwtwarden.resource.server",
     "RevocationSet": "jwtwarden.revocation",
 }
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from jwtwarden.web.debugger import DebuggerServer, make_server
+from jwtwarden.audit.debugger import DebuggerServer, make_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext

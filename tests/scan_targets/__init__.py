@@ -223,10 +223,10 @@ def _secret_of(key: Key) -> bytes:
 def jwtwarden_middleware(alg: str = "ES256") -> ScanTarget:
     """jwtwarden's resource-server middleware (BearerAuthMiddleware + ResourceServer, keys from
     a mock JWKS endpoint, no revocation feed) in front of the same endpoint; every key given."""
+    from jwtwarden.resource.asgi import BearerAuthMiddleware, claims_of
+    from jwtwarden.resource.jwks_client import RemoteJWKS
+    from jwtwarden.resource.server import ResourceServer
     from jwtwarden.testing import MockJWKS
-    from jwtwarden.web.asgi import BearerAuthMiddleware, claims_of
-    from jwtwarden.web.jwks_client import RemoteJWKS
-    from jwtwarden.web.resource import ResourceServer
 
     keys = _jwtwarden_keys(alg)
     jwks = RemoteJWKS(f"{ISS}/.well-known/jwks.json", algorithms=[alg],
@@ -250,7 +250,7 @@ def jwtwarden_service() -> ScanTarget:
     import tempfile
     from pathlib import Path
 
-    from jwtwarden.web.service import build_state, create_app
+    from jwtwarden.service.app import build_state, create_app
     from tests.servicekit import FAST_HASHER, PASSWORD, make_settings
 
     settings = make_settings(Path(tempfile.mkdtemp(prefix="jwtwarden-scan-")))

@@ -1,7 +1,7 @@
 """The data the web debugger's JavaScript engine shares with Python, generated from Python.
 
 The page must report the same findings as ``jwtwarden inspect``. Its engine
-(``web/debugger/audit.js``) is JavaScript, but every table it needs — the finding catalog
+(``audit/debugger/audit.js``) is JavaScript, but every table it needs — the finding catalog
 (severities, fixes), the algorithm table, the header messages, and the payload linter's
 word lists, thresholds, messages and regular expressions — is written by this module into
 the block between the ``BEGIN GENERATED TABLES`` and ``END GENERATED TABLES`` markers of
@@ -31,7 +31,7 @@ from jwtwarden.policy import DEFAULT_LEEWAY, MAX_LIFETIME
 
 __all__ = ["AUDIT_JS", "BEGIN", "END", "render_block", "tables", "update_file"]
 
-AUDIT_JS = Path(__file__).resolve().parents[1] / "web" / "debugger" / "audit.js"
+AUDIT_JS = Path(__file__).resolve().parent / "debugger" / "audit.js"
 BEGIN = "/* BEGIN GENERATED TABLES (python -m jwtwarden.audit._jstables) */"
 END = "/* END GENERATED TABLES */"
 

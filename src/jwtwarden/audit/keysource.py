@@ -18,7 +18,7 @@ import httpx
 
 from jwtwarden.errors import InvalidKey, JWKSUnavailable, JWKSURLRefused, KeySourceError
 from jwtwarden.keys import HMACKey, Key, KeySet
-from jwtwarden.web.jwks_client import check_url, is_loopback
+from jwtwarden.resource.jwks_client import check_url, is_loopback
 
 __all__ = [
     "JWKS_MAX_BYTES",
@@ -45,7 +45,7 @@ def verification_keys(keys: KeySet) -> KeySet:
 def check_jwks_url(url: str) -> httpx.URL:
     """The parsed URL; :class:`JWKSURLRefused` unless https or http to loopback.
 
-    The same rule as the resource servers' :class:`~jwtwarden.web.jwks_client.RemoteJWKS`.
+    The same rule as the resource servers' :class:`~jwtwarden.resource.jwks_client.RemoteJWKS`.
     """
     try:
         return check_url(url)

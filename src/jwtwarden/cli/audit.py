@@ -306,7 +306,7 @@ def debugger_command(host: str, port: int, jwks_file: Path | None, allow_remote:
       jwtwarden debugger --jwks jwks.json
       # then open http://127.0.0.1:8765/debugger
     """
-    from jwtwarden.web.debugger import serve_standalone
+    from jwtwarden.audit.debugger import serve_standalone
 
     if not allow_remote and not _is_loopback_host(host):
         _usage(f"{host} is not a loopback address; add --allow-remote to listen on it")

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
-from jwtwarden.config import ConfigError, Settings, load_settings
 from jwtwarden.errors import JWTError
+from jwtwarden.service.config import ConfigError, Settings, load_settings
 
 __all__ = [
     "clients",
@@ -49,7 +49,7 @@ settings_option = click.option(
 
 @asynccontextmanager
 async def _open(settings: Settings) -> AsyncIterator[Any]:
-    from jwtwarden.web.service import build_state  # the server extra, imported on use
+    from jwtwarden.service.app import build_state  # the server extra, imported on use
 
     state = await build_state(settings)
     try:
@@ -95,7 +95,7 @@ def serve(config_file: Path | None, host: str | None, port: int | None, log_leve
     """
     import uvicorn
 
-    from jwtwarden.web.service import create_app
+    from jwtwarden.service.app import create_app
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -147,7 +147,7 @@ def gen_kek() -> None:
     Example:
       export JWTWARDEN_KEK=$(jwtwarden config gen-kek)
     """
-    from jwtwarden.sessions.kek import generate_kek_text
+    from jwtwarden.service.sessions.kek import generate_kek_text
 
     click.echo(generate_kek_text())
 

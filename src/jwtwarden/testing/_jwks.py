@@ -1,7 +1,7 @@
 """The token service's public endpoints inside a test: a JWKS and the revocation feed.
 
 Each mock is an httpx transport (sync and async: pass ``mock.transport`` to
-:class:`~jwtwarden.web.jwks_client.RemoteJWKS` / :class:`~jwtwarden.web.feed_client.RevocationFeed`)
+:class:`~jwtwarden.resource.jwks_client.RemoteJWKS` / :class:`~jwtwarden.resource.feed_client.RevocationFeed`)
 and also an ASGI app (serve it on loopback to test over real HTTP). Both count requests and
 can be told to fail.
 """

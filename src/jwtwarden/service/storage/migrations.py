@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from jwtwarden.storage.db import Database
+from jwtwarden.service.storage.db import Database
 
 __all__ = ["MIGRATIONS", "Migration", "applied_versions", "migrate"]
 

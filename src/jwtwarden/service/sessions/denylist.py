@@ -28,13 +28,13 @@ from sqlalchemy import Connection
 from jwtwarden.errors import RevocationUnavailable, Revoked
 from jwtwarden.policy import Clock, system_clock
 from jwtwarden.revocation import Revocation, RevocationSet
-from jwtwarden.storage.db import Database
-from jwtwarden.storage.schema import revocations
+from jwtwarden.service.storage.db import Database
+from jwtwarden.service.storage.schema import revocations
 
 Row = Mapping[Any, Any]  # a database row (RowMapping)
 
 if TYPE_CHECKING:
-    from jwtwarden.storage.redis import RedisRevocations
+    from jwtwarden.service.storage.redis import RedisRevocations
 
 __all__ = ["DenyList"]
 
@@ -66,7 +66,7 @@ class DenyList:
         self.on_key_revoked: Callable[[], Awaitable[object]] | None = None
         self.redis: RedisRevocations | None = None
         if redis_url is not None:
-            from jwtwarden.storage.redis import RedisRevocations  # the redis extra
+            from jwtwarden.service.storage.redis import RedisRevocations  # the redis extra
 
             self.redis = RedisRevocations(redis_url, self.set, clock=clock, reconcile=self.live)
 

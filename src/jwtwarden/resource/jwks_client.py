@@ -392,8 +392,8 @@ class RemoteJWKS:
         (verifiers built on it are rebuilt, their caches dropped) and is filtered out of every
         later fetch, whatever the endpoint still publishes; the next fetch may then happen
         without waiting for the cooldown, to pick up the replacement key.
-        :class:`~jwtwarden.web.feed_client.RevocationFeed` calls this for its ``kid`` entries
-        when it feeds a :class:`~jwtwarden.web.resource.ResourceServer`.
+        :class:`~jwtwarden.resource.feed_client.RevocationFeed` calls this for its ``kid`` entries
+        when it feeds a :class:`~jwtwarden.resource.server.ResourceServer`.
         """
         revoked = frozenset(kids)
         with self._lock:

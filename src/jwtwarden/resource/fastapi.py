@@ -13,8 +13,8 @@
     async def delete(claims: Annotated[Claims, Depends(require_token(server, scopes="items:write"))]):
         ...
 
-:func:`require_token` checks the token as :mod:`jwtwarden.web.resource` describes (reusing
-the claims when :class:`~jwtwarden.web.asgi.BearerAuthMiddleware` already verified this
+:func:`require_token` checks the token as :mod:`jwtwarden.resource.server` describes (reusing
+the claims when :class:`~jwtwarden.resource.asgi.BearerAuthMiddleware` already verified this
 request), then the required scopes and roles. A refusal is an ``HTTPException`` carrying the
 RFC 6750 status and headers (401 + ``WWW-Authenticate``, 403 ``insufficient_scope``, 400
 ``invalid_request``, 503 + ``Retry-After``); the body is ``{"detail": {"error": ...,
@@ -31,8 +31,8 @@ from fastapi import HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jwtwarden.policy import Claims
-from jwtwarden.web.asgi import authorization_values
-from jwtwarden.web.resource import CLAIMS_KEY, SERVER_KEY, ResourceServer, requirements
+from jwtwarden.resource.asgi import authorization_values
+from jwtwarden.resource.server import CLAIMS_KEY, SERVER_KEY, ResourceServer, requirements
 
 __all__ = ["require_token"]
 
@@ -49,7 +49,7 @@ def require_token(
     """A dependency returning the request's verified :class:`~jwtwarden.Claims`.
 
     ``server``: the :class:`ResourceServer` to verify with; when omitted, the one of the
-    :class:`~jwtwarden.web.asgi.BearerAuthMiddleware` wrapping the app (without either, the
+    :class:`~jwtwarden.resource.asgi.BearerAuthMiddleware` wrapping the app (without either, the
     request is refused with 503 and an error is logged). ``scopes`` / ``roles``: every one is
     required (403 ``insufficient_scope`` otherwise). Scope and role names are checked now:
     :class:`ValueError` for a name with spaces, quotes or backslashes.

@@ -1,6 +1,6 @@
 """The token debugger page: its assets, its security headers, and two ways to serve it.
 
-The page (``web/debugger/``: ``index.html``, ``audit.js``, ``debugger.js``,
+The page (``audit/debugger/``: ``index.html``, ``audit.js``, ``debugger.js``,
 ``debugger.css``) decodes a pasted token, shows the same findings as ``jwtwarden inspect``
 and verifies the signature with WebCrypto against the service's JWKS (fetched from the
 same origin) or a pasted key. The token never leaves the page: the JavaScript makes no

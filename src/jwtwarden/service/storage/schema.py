@@ -1,6 +1,6 @@
 """The current schema, as SQLAlchemy Core tables, for queries.
 
-The database is created and upgraded only by :mod:`jwtwarden.storage.migrations`; these
+The database is created and upgraded only by :mod:`jwtwarden.service.storage.migrations`; these
 definitions describe what the last migration leaves behind (a test checks they agree).
 Times are Unix seconds as double precision; secrets are never stored: refresh tokens as
 SHA-256 hashes, client secrets as SHA-256 hashes, passwords as argon2id hashes, private

@@ -43,8 +43,8 @@ import httpx
 from jwtwarden.errors import MalformedToken, RevocationUnavailable
 from jwtwarden.jose.strict_json import parse_object
 from jwtwarden.policy import Clock
+from jwtwarden.resource.jwks_client import check_url
 from jwtwarden.revocation import Revocation, RevocationSet
-from jwtwarden.web.jwks_client import check_url
 
 __all__ = [
     "DEFAULT_MAX_OUTAGE",
@@ -94,7 +94,7 @@ class RevocationFeed:
     reading. ``on_update``: called (in the feed's task or thread) after every answer that
     changed the set. ``clock``: monotonic seconds for the outage measure (tests inject one).
     ``transport`` / ``client`` / ``async_client``: as for
-    :class:`~jwtwarden.web.jwks_client.RemoteJWKS`. The URL must be https (http on loopback).
+    :class:`~jwtwarden.resource.jwks_client.RemoteJWKS`. The URL must be https (http on loopback).
     """
 
     def __init__(

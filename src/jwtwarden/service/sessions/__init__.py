@@ -1,5 +1,5 @@
 """Sessions: refresh-token families, rotation with reuse detection, revocation, signing keys.
 
-This layer decides; storage (``jwtwarden.storage``) only persists, and the web layer only
+This layer decides; storage (``jwtwarden.service.storage``) only persists, and the web layer only
 translates HTTP. Every state change of a session happens inside one database transaction.
 """

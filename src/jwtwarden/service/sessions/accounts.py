@@ -20,8 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from jwtwarden.errors import InvalidCredentials
 from jwtwarden.policy import Clock, system_clock
-from jwtwarden.storage.db import Database
-from jwtwarden.storage.schema import clients, users
+from jwtwarden.service.storage.db import Database
+from jwtwarden.service.storage.schema import clients, users
 
 __all__ = ["Accounts", "Client", "User"]
 

@@ -2,8 +2,8 @@
 
 A :class:`ResourceServer` holds what protecting an API needs: a remote key set with its
 verifier, a revocation source, the realm, and the mapping of every failure to an RFC 6750
-answer. The framework modules (:mod:`jwtwarden.web.asgi`, :mod:`jwtwarden.web.fastapi`,
-:mod:`jwtwarden.web.wsgi`) only move headers in and answers out.
+answer. The framework modules (:mod:`jwtwarden.resource.asgi`, :mod:`jwtwarden.resource.fastapi`,
+:mod:`jwtwarden.resource.wsgi`) only move headers in and answers out.
 
 For every request, in this order:
 
@@ -12,10 +12,10 @@ For every request, in this order:
    (401 without an error code, RFC 6750 section 3.1). Several headers, a malformed header, or
    an ``access_token`` in the query string → :class:`InvalidRequest` (400
    ``invalid_request``): tokens in URLs end up in logs, so they are refused.
-2. **Verification** by :class:`~jwtwarden.web.jwks_client.RemoteVerifier` (signature, ``alg``
+2. **Verification** by :class:`~jwtwarden.resource.jwks_client.RemoteVerifier` (signature, ``alg``
    bound to the key, ``exp``, ``iss``, ``aud``, ``typ`` = ``at+jwt`` by default...). A
    rejected token → 401 ``invalid_token``.
-3. **Revocation** from memory (:class:`~jwtwarden.web.feed_client.RevocationFeed` by
+3. **Revocation** from memory (:class:`~jwtwarden.resource.feed_client.RevocationFeed` by
    default) → 401 ``invalid_token`` when revoked. The feed's ``kid`` entries (signing keys
    revoked in an emergency) remove those keys from the key set as soon as they arrive, so
    every token they signed fails with ``unknown_key``.
@@ -50,8 +50,8 @@ from jwtwarden.errors import (
     Revoked,
 )
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
-from jwtwarden.web.feed_client import RevocationCheck, RevocationFeed, default_feed_url
-from jwtwarden.web.jwks_client import RemoteJWKS, RemoteVerifier
+from jwtwarden.resource.feed_client import RevocationCheck, RevocationFeed, default_feed_url
+from jwtwarden.resource.jwks_client import RemoteJWKS, RemoteVerifier
 
 __all__ = [
     "CLAIMS_KEY",
@@ -228,16 +228,16 @@ class ResourceServer:
         server = ResourceServer("https://auth.example.com/.well-known/jwks.json",
                                 issuer="https://auth.example.com", audience="api.example.com")
 
-    ``jwks``: a :class:`~jwtwarden.web.jwks_client.RemoteJWKS`, or its URL (then built with
+    ``jwks``: a :class:`~jwtwarden.resource.jwks_client.RemoteJWKS`, or its URL (then built with
     ``algorithms``, default ``["ES256"]``; with a ready ``RemoteJWKS``, ``algorithms``
     defaults to its own and may only narrow them). ``issuer``, ``audience``, ``typ`` (default
     ``"at+jwt"``, RFC 9068 access tokens; ``None`` accepts any), ``leeway``,
     ``required_claims``, ``clock`` and ``verified_cache_size``: as for
     :meth:`RemoteJWKS.verifier`. ``revocations``: ``"feed"`` (default) reads the token
-    service's revocation feed at :func:`~jwtwarden.web.feed_client.default_feed_url`; a URL
+    service's revocation feed at :func:`~jwtwarden.resource.feed_client.default_feed_url`; a URL
     string reads that feed; a :class:`RevocationFeed`, a
     :class:`~jwtwarden.revocation.RevocationSet` or any
-    :class:`~jwtwarden.web.feed_client.RevocationCheck` is used as given; ``None`` turns
+    :class:`~jwtwarden.resource.feed_client.RevocationCheck` is used as given; ``None`` turns
     revocation checks off. ``realm`` names the protection space in ``WWW-Authenticate``.
     ``startup_wait``: how long the first request waits for the feed's first answer (5 s).
 

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jwtwarden import __version__
-from jwtwarden.config import Settings
+from jwtwarden.audit.debugger import mount_debugger
 from jwtwarden.errors import (
     InvalidCredentials,
     JWTError,
@@ -38,16 +38,16 @@ from jwtwarden.errors import (
     TemporarilyUnavailable,
 )
 from jwtwarden.policy import Claims, Clock, system_clock
-from jwtwarden.sessions.accounts import Accounts
-from jwtwarden.sessions.denylist import FEED_MAX_WAIT, DenyList
-from jwtwarden.sessions.kek import KEK, load_kek
-from jwtwarden.sessions.keyring import KeyRing
-from jwtwarden.sessions.service import SessionService, TokenPair
-from jwtwarden.storage.db import Database, database_url
-from jwtwarden.storage.migrations import migrate
-from jwtwarden.web import cookies
-from jwtwarden.web.debugger import mount_debugger
-from jwtwarden.web.ratelimit import FailureLimiter
+from jwtwarden.service import cookies
+from jwtwarden.service.config import Settings
+from jwtwarden.service.ratelimit import FailureLimiter
+from jwtwarden.service.sessions.accounts import Accounts
+from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
+from jwtwarden.service.sessions.kek import KEK, load_kek
+from jwtwarden.service.sessions.keyring import KeyRing
+from jwtwarden.service.sessions.service import SessionService, TokenPair
+from jwtwarden.service.storage.db import Database, database_url
+from jwtwarden.service.storage.migrations import migrate
 
 __all__ = ["ServiceState", "build_state", "create_app"]
 

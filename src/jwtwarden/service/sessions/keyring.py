@@ -23,13 +23,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from jwtwarden.config import Settings
 from jwtwarden.issue import Issuer
 from jwtwarden.keys import Key, KeySet
 from jwtwarden.policy import DEFAULT_LEEWAY, Clock, system_clock
-from jwtwarden.sessions.kek import KEK, KEKError
-from jwtwarden.storage.db import Database
-from jwtwarden.storage.schema import meta, signing_keys
+from jwtwarden.service.config import Settings
+from jwtwarden.service.sessions.kek import KEK, KEKError
+from jwtwarden.service.storage.db import Database
+from jwtwarden.service.storage.schema import meta, signing_keys
 from jwtwarden.verify import CachingVerifier, Verifier
 
 __all__ = ["KeyRing", "StoredKey"]

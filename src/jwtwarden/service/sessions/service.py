@@ -30,7 +30,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from jwtwarden.config import Settings
 from jwtwarden.errors import (
     FamilyTooOld,
     InvalidRefreshToken,
@@ -43,18 +42,19 @@ from jwtwarden.errors import (
 from jwtwarden.issue import IssuedToken, Issuer
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
 from jwtwarden.revocation import Revocation, subject_key
-from jwtwarden.sessions.accounts import Accounts
-from jwtwarden.sessions.denylist import DenyList
-from jwtwarden.sessions.keyring import KeyRing
-from jwtwarden.sessions.refresh_tokens import (
+from jwtwarden.service.config import Settings
+from jwtwarden.service.sessions.accounts import Accounts
+from jwtwarden.service.sessions.denylist import DenyList
+from jwtwarden.service.sessions.keyring import KeyRing
+from jwtwarden.service.sessions.refresh_tokens import (
     PREFIX,
     derive_successor,
     new_refresh_token,
     refresh_token_hash,
     validate_refresh_token,
 )
-from jwtwarden.storage.db import Database
-from jwtwarden.storage.schema import families, refresh_tokens
+from jwtwarden.service.storage.db import Database
+from jwtwarden.service.storage.schema import families, refresh_tokens
 
 Row = Mapping[Any, Any]  # a database row (RowMapping)
 

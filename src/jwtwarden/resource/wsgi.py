@@ -20,7 +20,7 @@ Django (``wsgi.py``)::
     # in a view: claims_of(request) reads request.META, which is the WSGI environ
 
 The middleware checks every request outside ``public_paths`` (see
-:mod:`jwtwarden.web.resource`) and stores the verified claims in
+:mod:`jwtwarden.resource.server`) and stores the verified claims in
 ``environ["jwtwarden.claims"]``; refusals are answered per RFC 6750 without reaching the
 app, never with a 500. :func:`require_token` adds per-view scope and role requirements (and
 verifies the token itself when no middleware ran). The revocation feed runs in a daemon
@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from jwtwarden.policy import Claims
-from jwtwarden.web.resource import (
+from jwtwarden.resource.server import (
     CLAIMS_KEY,
     SERVER_KEY,
     Denial,
@@ -55,7 +55,7 @@ def claims_of(request_or_environ: Any = None) -> Claims:
     """The verified claims of a request: a WSGI environ, a werkzeug/Flask request, a Django
     request (``request.META``), or, with no argument, Flask's current request.
 
-    Raises :class:`~jwtwarden.web.resource.MissingToken` when nothing verified this request.
+    Raises :class:`~jwtwarden.resource.server.MissingToken` when nothing verified this request.
     """
     environ = _environ_of(request_or_environ)
     claims = environ.get(CLAIMS_KEY) if environ is not None else None

@@ -6,7 +6,7 @@
     app = BearerAuthMiddleware(app, server, public_paths=["/health"])
 
 Every ``http`` and ``websocket`` request outside ``public_paths`` must carry a valid bearer
-token (see :mod:`jwtwarden.web.resource` for what is checked); its verified
+token (see :mod:`jwtwarden.resource.server` for what is checked); its verified
 :class:`~jwtwarden.Claims` are put in ``scope["jwtwarden.claims"]`` (read them with
 :func:`claims_of`). A refused HTTP request is answered here, per RFC 6750 (401/403 with
 ``WWW-Authenticate``, 400 ``invalid_request``, 503 with ``Retry-After``), never a 500; a
@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from jwtwarden.policy import Claims
-from jwtwarden.web.resource import (
+from jwtwarden.resource.server import (
     CLAIMS_KEY,
     SERVER_KEY,
     Guard,
@@ -50,7 +50,7 @@ def authorization_values(scope: Scope) -> list[str]:
 def claims_of(request_or_scope: Any) -> Claims:
     """The verified claims of a request (a Starlette/FastAPI ``Request`` or an ASGI scope).
 
-    Raises :class:`~jwtwarden.web.resource.MissingToken` when no middleware or dependency
+    Raises :class:`~jwtwarden.resource.server.MissingToken` when no middleware or dependency
     verified this request.
     """
     scope = getattr(request_or_scope, "scope", request_or_scope)
