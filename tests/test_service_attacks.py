@@ -23,7 +23,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from jwtwarden import Key
+from jwtwarden import Key, decode_unverified
 from jwtwarden.jose.b64 import b64url_encode
 from jwtwarden.keys import AsymmetricKey
 from jwtwarden.service.app import ServiceState
@@ -279,20 +279,23 @@ async def test_a_header_that_brings_its_own_key_is_refused(api: Api, name: str) 
 # ---- sessions made by a trusted backend ------------------------------------------------------------
 
 
-async def test_a_trusted_backend_cannot_make_access_tokens_outlive_their_session(api: Api) -> None:
-    """A ``sid`` in the backend's claims must not replace the family's: revoking the family
-    (here: by reuse detection) has to kill every access token it issued."""
+@pytest.mark.parametrize("claim", ["sid", "scope"])
+async def test_a_trusted_backend_cannot_set_the_claims_bound_to_the_session(
+    api: Api, claim: str
+) -> None:
+    """A ``sid`` in the backend's claims would let access tokens outlive their session (revoking
+    the family would not reach them), a ``scope`` would widen what the client may grant: both
+    are the service's to set, and a request carrying either is refused without a session."""
     client, secret = await api.state.accounts.add_client("backend", {"sessions"})
     created = await api.client.post("/v1/sessions", auth=(client.id, secret),
-                                    json={"subject": "ext-1", "claims": {"sid": "chosen-by-backend"}})
-    if created.status_code == 400:  # refusing such claims is a fine answer too
-        assert created.json()["error"] == "invalid_request"
-        return
-    first = created.json()
-    await api.client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
-    reuse = await api.client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
-    assert reuse.json()["reason"] == "refresh_reused"
-    assert_refused(await api.userinfo(first["access_token"]), "revoked")
+                                    json={"subject": "ext-1", "claims": {claim: "chosen-by-backend"}})
+    assert created.status_code == 400
+    assert created.json()["error"] == "invalid_request"
+    assert claim in created.json()["error_description"]
+    plain = await api.client.post("/v1/sessions", auth=(client.id, secret),
+                                  json={"subject": "ext-1", "claims": {"team": "blue"}})
+    assert plain.status_code == 201
+    assert decode_unverified(plain.json()["access_token"]).payload["sid"] != "chosen-by-backend"
 
 
 # ---- the scanner's catalogue (jwtwarden.testing) ---------------------------------------------------

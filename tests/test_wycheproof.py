@@ -1,7 +1,8 @@
 """Project Wycheproof JSON Web Signature vectors (C2SP/wycheproof, Apache-2.0).
 
 The vectors are read from ``<workspace>/shared/vectors/wycheproof_jws.json``, outside this
-repository, and are never copied into it; the module is skipped when the file is absent.
+repository, and are never copied into it; the module is skipped when the file is absent, and
+fails instead under ``JWTWARDEN_REQUIRE_SERVICES=1`` (CI, where ``../shared`` is always there).
 
 For each group the key is loaded with :meth:`Key.from_jwk`. Keys that jwtwarden refuses by
 design (an encryption key, a too-small RSA key) must raise the expected
@@ -23,10 +24,13 @@ from jwtwarden import JWSVerifier, Key, KeySet
 from jwtwarden.errors import BadKey, InvalidKey, JWTError, WeakKey
 from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.jose.b64 import b64url_decode
+from tests.conftest import REQUIRE_SERVICES
 
 WYCHEPROOF = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "wycheproof_jws.json"
 
 if not WYCHEPROOF.is_file():
+    if REQUIRE_SERVICES:  # CI has ../shared: missing vectors there are a failure, not a skip
+        pytest.fail(f"Wycheproof vectors not found at {WYCHEPROOF}", pytrace=False)
     pytest.skip(f"Wycheproof vectors not found at {WYCHEPROOF}", allow_module_level=True)
 
 DATA: dict[str, Any] = json.loads(WYCHEPROOF.read_text(encoding="utf-8"))
