@@ -6,6 +6,7 @@ import click
 
 from jwtwarden import __version__
 from jwtwarden.cli.audit import crack_command, debugger_command, inspect_command
+from jwtwarden.cli.backup import backup
 from jwtwarden.cli.keys import keys
 from jwtwarden.cli.scan import scan
 from jwtwarden.cli.service import clients, config, gc, serve, users
@@ -35,6 +36,7 @@ main.add_command(config)
 main.add_command(users)
 main.add_command(clients)
 main.add_command(gc)
+main.add_command(backup)
 main.add_command(scan)
 main.add_command(inspect_command)
 main.add_command(crack_command)
