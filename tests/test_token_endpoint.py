@@ -638,3 +638,38 @@ def test_clients_add_refuses_a_private_jwks_and_a_secret_needing_permission(tmp_
     plain_http = cli(tmp_path, "clients", "add", "d", "--grant", "client_credentials",
                      "--jwks-url", "http://keys.example.com/jwks.json")
     assert plain_http.exit_code != 0 and "https" in plain_http.output
+
+
+# ---- two replicas, one database ------------------------------------------------------------------
+
+
+def test_a_burst_of_one_assertion_across_two_replicas_gets_exactly_one_token(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two ``jwtwarden serve`` processes on one PostgreSQL: the jti insert decides for both."""
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.servicekit import TEST_KEK, free_port, running_server, server_env
+
+    issuer = f"http://127.0.0.1:{free_port()}"  # one issuer (and token endpoint) for both
+    common = {"JWTWARDEN_DATABASE_URL": postgres_url, "JWTWARDEN_KEK": TEST_KEK, "JWTWARDEN_ISSUER": issuer}
+    jwks = tmp_path / "client.jwks.json"
+    jwks.write_text(json.dumps(KeySet([CLIENT_KEY]).public().to_jwks()))
+    with running_server(server_env(tmp_path / "a", **common)) as a, \
+            running_server(server_env(tmp_path / "b", **common)) as b:
+        out = subprocess.run([sys.executable, "-m", "jwtwarden", "clients", "add", "batch", "--grant",
+                              "client_credentials", "--jwks", str(jwks)], env=a.env, capture_output=True,
+                             text=True, check=True).stdout
+        client_id = out.split("client_id=")[1].split()[0]
+        token = assertion(client_id, clock=FakeClock(time.time()), audience=issuer + "/v1/auth/token")
+        form = urlencode(with_assertion(token))
+
+        def send(url: str) -> int:
+            return httpx.post(url + "/v1/auth/token", content=form, headers=FORM, timeout=30).status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = sorted(pool.map(send, [a.url, b.url] * 16))
+    assert statuses == [200] + [401] * 31, statuses
