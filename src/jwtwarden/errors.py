@@ -33,7 +33,8 @@ or a secret.
     ├── KeySourceError                          key_source_error (a key file or URL unusable)
     │   └── JWKSURLRefused                      jwks_url_refused (not https, not loopback)
     ├── MissingToken                            missing_token   (no bearer token sent)
-    ├── InvalidRequest                          invalid_request (token sent the wrong way)
+    ├── InvalidRequest                          invalid_request (token sent the wrong way, or a
+    │                                                            malformed token request)
     ├── InsufficientScope                       insufficient_scope   .scopes .roles
     ├── RefreshError                            (abstract)
     │   ├── InvalidRefreshToken                 invalid_refresh_token
@@ -41,6 +42,14 @@ or a secret.
     │   ├── RefreshExpired                      refresh_expired
     │   ├── RefreshRevoked                      refresh_revoked
     │   └── FamilyTooOld                        family_too_old
+    ├── OAuthError                              (abstract)     .error .reason   RFC 6749 5.2
+    │   ├── InvalidClient                       invalid_client
+    │   ├── UnauthorizedClient                  unauthorized_client
+    │   ├── InvalidScope                        invalid_scope
+    │   └── UnsupportedGrantType                unsupported_grant_type
+    ├── NoSession                               no_session     (a client holds no session)
+    ├── TokenEndpointError                      token_endpoint_error   .status (an answer
+    │                                                                  outside the protocol)
     ├── BadKey                                  (abstract; also a ValueError)
     │   ├── InvalidKey                          invalid_key
     │   └── WeakKey                             weak_key
@@ -63,10 +72,12 @@ __all__ = [
     "Expired",
     "FamilyTooOld",
     "InsufficientScope",
+    "InvalidClient",
     "InvalidCredentials",
     "InvalidKey",
     "InvalidRefreshToken",
     "InvalidRequest",
+    "InvalidScope",
     "IssuedInFuture",
     "JWKSInvalid",
     "JWKSTooLarge",
@@ -78,7 +89,9 @@ __all__ = [
     "MalformedToken",
     "MissingClaim",
     "MissingToken",
+    "NoSession",
     "NotYetValid",
+    "OAuthError",
     "RateLimited",
     "RefreshError",
     "RefreshExpired",
@@ -88,8 +101,11 @@ __all__ = [
     "Revoked",
     "SensitiveClaim",
     "TemporarilyUnavailable",
+    "TokenEndpointError",
     "TokenTooLarge",
+    "UnauthorizedClient",
     "UnknownKey",
+    "UnsupportedGrantType",
     "UnsupportedHeader",
     "WeakKey",
 ]
@@ -275,7 +291,8 @@ class MissingToken(JWTError):
 
 
 class InvalidRequest(JWTError):
-    """The request presents a token wrongly: several headers, bad syntax, or in the URL."""
+    """The request presents a token wrongly (several headers, bad syntax, or in the URL), or a
+    token request is malformed (a parameter missing or repeated, the wrong content type)."""
 
     code = "invalid_request"
 
@@ -325,6 +342,68 @@ class FamilyTooOld(RefreshError):
     """The family passed its absolute lifetime; the user must log in again."""
 
     code = "family_too_old"
+
+
+class OAuthError(JWTError):
+    """A token-endpoint request was refused with an RFC 6749 section 5.2 error.
+
+    ``error`` is the RFC 6749 error code (the same as ``code``); ``reason`` is jwtwarden's
+    finer reason when the service gave one (e.g. ``assertion_replayed``), else ``None``.
+    """
+
+    code = "oauth_error"
+
+    def __init__(self, message: str = "", *, reason: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+    @property
+    def error(self) -> str:
+        return self.code
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed: unknown client, wrong secret, a refused assertion, or an
+    authentication method this client is not registered for (HTTP 401)."""
+
+    code = "invalid_client"
+
+
+class UnauthorizedClient(OAuthError):
+    """The authenticated client is not registered for this grant type."""
+
+    code = "unauthorized_client"
+
+
+class InvalidScope(OAuthError):
+    """The requested scope is malformed or outside what the client (or session) was granted."""
+
+    code = "invalid_scope"
+
+
+class UnsupportedGrantType(OAuthError):
+    """The token endpoint does not support this ``grant_type``."""
+
+    code = "unsupported_grant_type"
+
+
+class NoSession(JWTError):
+    """A client holds no session: never logged in, logged out, or its refresh token was refused."""
+
+    code = "no_session"
+
+
+class TokenEndpointError(JWTError):
+    """The token service answered outside its protocol (an undocumented status or body).
+
+    ``status`` is the HTTP status (0 when there was no HTTP answer to read).
+    """
+
+    code = "token_endpoint_error"
+
+    def __init__(self, message: str = "", *, status: int = 0) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class BadKey(JWTError, ValueError):

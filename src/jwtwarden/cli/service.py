@@ -279,24 +279,56 @@ def users_set_password(config_file: Path | None, name: str) -> None:
 
 @click.group()
 def clients() -> None:
-    """Manage API clients (trusted backends and introspection callers)."""
+    """Manage API clients (trusted backends, introspection callers, OAuth clients)."""
 
 
 @clients.command("add")
 @settings_option
 @click.argument("name")
-@click.option("--permission", "permissions", multiple=True, required=True,
+@click.option("--permission", "permissions", multiple=True,
               type=click.Choice(["sessions", "introspect"]),
               help="sessions: POST /v1/sessions; introspect: RFC 7662/7009. Repeatable.")
-def clients_add(config_file: Path | None, name: str, permissions: tuple[str, ...]) -> None:
+@click.option("--grant", "grants", multiple=True,
+              type=click.Choice(["client_credentials", "refresh_token"]),
+              help="Grant type at POST /v1/auth/token. Repeatable.")
+@click.option("--scope", default="",
+              help="Space-separated scopes its client_credentials tokens may carry.")
+@click.option("--audience", default=None,
+              help="aud of its client_credentials tokens (default: the service's audience).")
+@click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Its public JWKS file: private_key_jwt, no secret at all.")
+@click.option("--jwks-url", default=None,
+              help="Where its public JWKS is served (https): private_key_jwt, no secret at all.")
+def clients_add(
+    config_file: Path | None, name: str, permissions: tuple[str, ...], grants: tuple[str, ...],
+    scope: str, audience: str | None, jwks_file: Path | None, jwks_url: str | None,
+) -> None:
     """Create a client and print its id and secret (the secret is shown only this once).
 
+    A client given --jwks or --jwks-url has no secret: it authenticates at the token
+    endpoint with assertions signed by its private key (private_key_jwt, RFC 7523).
+
     \b
-    Example:
+    Examples:
       jwtwarden clients add billing-backend --permission sessions
+      jwtwarden clients add reports --grant client_credentials --scope "orders:read" --audience orders-api
+      jwtwarden clients add batch --grant client_credentials --scope "orders:read" --jwks batch.jwks.json
     """
-    client, secret = with_state(
-        service_settings(config_file), lambda s: s.accounts.add_client(name, set(permissions)))
+    if not permissions and not grants:
+        raise click.UsageError("give at least one --permission or --grant")
+    settings = service_settings(config_file)
+    if jwks_file is not None or jwks_url is not None:
+        jwks = jwks_file.read_text(encoding="utf-8") if jwks_file is not None else None
+        if permissions:
+            raise click.UsageError("--permission needs a client secret; a client with --jwks or "
+                                   "--jwks-url authenticates only at the token endpoint")
+        client = with_state(settings, lambda s: s.accounts.add_client_with_keys(
+            name, grants=set(grants), scope=scope, audience=audience, jwks=jwks, jwks_url=jwks_url))
+        click.echo(f"client_id={client.id}")
+        click.echo("token_endpoint_auth_method=private_key_jwt")
+        return
+    client, secret = with_state(settings, lambda s: s.accounts.add_client(
+        name, set(permissions), grants=set(grants), scope=scope, audience=audience))
     click.echo(f"client_id={client.id}")
     click.echo(f"client_secret={secret}")
     click.echo("store the secret now: only its hash is kept", err=True)
@@ -305,14 +337,15 @@ def clients_add(config_file: Path | None, name: str, permissions: tuple[str, ...
 @clients.command("list")
 @settings_option
 def clients_list(config_file: Path | None) -> None:
-    """List clients (never their secrets).
+    """List clients (never their secrets): name, id, permissions and grants, auth method, scope.
 
     \b
     Example:
       jwtwarden clients list
     """
     for client in with_state(service_settings(config_file), lambda s: s.accounts.list_clients()):
-        click.echo(f"{client.name}\t{client.id}\t{' '.join(sorted(client.permissions))}")
+        rights = " ".join([*sorted(client.permissions), *sorted(client.grants)])
+        click.echo(f"{client.name}\t{client.id}\t{rights}\t{client.auth_method}\t{client.scope}")
 
 
 @clients.command("delete")

@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
@@ -30,19 +30,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jwtwarden import __version__
 from jwtwarden.audit.debugger import mount_debugger
 from jwtwarden.errors import (
+    InvalidClient,
     InvalidCredentials,
+    InvalidRequest,
     JWTError,
     RateLimited,
     RefreshError,
     SensitiveClaim,
     TemporarilyUnavailable,
+    UnsupportedGrantType,
 )
+from jwtwarden.errors import OAuthError as OAuthRefusal
 from jwtwarden.policy import Claims, Clock, system_clock
 from jwtwarden.service import cookies
 from jwtwarden.service.config import Settings
 from jwtwarden.service.ratelimit import FailureLimiter
-from jwtwarden.service.sessions.accounts import Accounts
+from jwtwarden.service.sessions.accounts import ASSERTION_ALGORITHMS, Accounts
 from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
+from jwtwarden.service.sessions.grants import TokenGrants
 from jwtwarden.service.sessions.kek import KEK, load_kek
 from jwtwarden.service.sessions.keyring import KeyRing
 from jwtwarden.service.sessions.service import SessionService, TokenPair
@@ -72,6 +77,7 @@ class ServiceState:
     csrf_key: bytes
     account_limiter: FailureLimiter
     address_limiter: FailureLimiter
+    grants: TokenGrants
 
     async def close(self) -> None:
         if self.denylist.redis is not None:
@@ -118,6 +124,7 @@ async def build_state(
         account_limiter=FailureLimiter(settings.login_max_failures, settings.login_window, clock=clock),
         address_limiter=FailureLimiter(
             settings.login_max_failures_per_address, settings.login_window, clock=clock),
+        grants=TokenGrants(db, settings, keyring, accounts, sessions, clock=clock),
     )
 
 
@@ -161,6 +168,17 @@ class TokenResponse(BaseModel):
     refresh_expires_in: int
     scope: str | None = None
     csrf_token: str | None = None
+
+
+class OAuthTokenResponse(BaseModel):
+    """RFC 6749 section 5.1; refresh_token and refresh_expires_in for the refresh_token grant."""
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme name
+    expires_in: int
+    scope: str | None = None
+    refresh_token: str | None = None
+    refresh_expires_in: int | None = None
 
 
 class OAuthError(BaseModel):
@@ -305,6 +323,7 @@ def create_app(
     )
     _install_error_handlers(app)
     _routes(app, settings)
+    _token_endpoint(app)
     _document_errors_as_answered(app)
     mount_debugger(app)  # GET /debugger: the token never leaves the browser (strict CSP)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -653,8 +672,10 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             "issuer": settings.issuer,
             "jwks_uri": f"{base}/.well-known/jwks.json",
             "response_types_supported": [],
-            "grant_types_supported": ["password", "refresh_token"],
-            "token_endpoint_auth_methods_supported": ["none"],
+            "token_endpoint": f"{base}/v1/auth/token",
+            "grant_types_supported": ["client_credentials", "refresh_token"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
             "revocation_endpoint": f"{base}/v1/auth/revoke",
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
             "introspection_endpoint": f"{base}/v1/auth/introspect",
@@ -694,3 +715,82 @@ def _form_schema(required: list[str], optional: list[str]) -> dict[str, Any]:
     props = {name: {"type": "string"} for name in [*required, *optional]}
     return {"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
         "schema": {"type": "object", "required": required, "properties": props}}}}}
+
+
+# ---- the OAuth 2.0 token endpoint (issue #13) ------------------------------------------------
+
+
+_TOKEN_FORM = _form_schema(["grant_type"], ["scope", "refresh_token", "client_id",
+                                             "client_assertion_type", "client_assertion"])
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    """HTTP Basic client credentials, each half form-urlencoded (RFC 6749 section 2.3.1);
+    None without an Authorization header. Any other header is a failed authentication."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError("not Basic")
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _Refused(_token_refusal(InvalidClient("the Authorization header is not HTTP Basic "
+                                                    "client credentials"))) from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id:
+        raise _Refused(_token_refusal(InvalidClient("the Authorization header is not HTTP Basic "
+                                                    "client credentials")))
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _token_refusal(error: JWTError) -> JSONResponse:
+    """RFC 6749 section 5.2: invalid_client is a 401 with a Basic challenge, the rest 400."""
+    if isinstance(error, InvalidClient):
+        return oauth_error(401, error.code, error.message, reason=error.reason,
+                           headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+    if isinstance(error, OAuthRefusal):
+        return oauth_error(400, error.code, error.message, reason=error.reason)
+    if isinstance(error, RefreshError):
+        return oauth_error(400, "invalid_grant", error.message, reason=error.code)
+    return oauth_error(400, "invalid_request", error.message)
+
+
+def _token_endpoint(app: FastAPI) -> None:
+    no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+    @app.post("/v1/auth/token", tags=["tokens"], response_model=OAuthTokenResponse,
+              summary="OAuth 2.0 token endpoint: client_credentials and refresh_token grants",
+              description="RFC 6749 sections 4.4 and 6. Clients authenticate with HTTP Basic "
+              "(client_secret_basic) or an RFC 7523 assertion (private_key_jwt); the "
+              "refresh_token grant also serves public clients. Errors per section 5.2.",
+              responses=answers(400, 401, 413, 503), openapi_extra=_TOKEN_FORM)
+    @_refused
+    async def token(request: Request) -> Response:
+        state = _state(request)
+        basic = _basic_credentials(request)
+        form = await _form(request)  # a repeated parameter is a 400 (RFC 6749 section 3.2)
+        grant_type = form.get("grant_type")
+        try:
+            client = await state.grants.authenticate(basic, form)
+            if not grant_type:
+                raise InvalidRequest("grant_type is required")
+            if grant_type == "client_credentials":
+                issued = await state.grants.client_credentials(client, form.get("scope"))
+                body: dict[str, Any] = {"access_token": issued.access_token, "token_type": "Bearer",
+                                        "expires_in": issued.expires_in}
+                if issued.scope:
+                    body["scope"] = issued.scope
+                return JSONResponse(body, headers=no_store)
+            if grant_type == "refresh_token":
+                pair = await state.grants.refresh(client, form.get("refresh_token"), form.get("scope"))
+                body = {"access_token": pair.access_token, "token_type": "Bearer",
+                        "expires_in": pair.expires_in, "refresh_token": pair.refresh_token,
+                        "refresh_expires_in": pair.refresh_expires_in}
+                if pair.scope:
+                    body["scope"] = pair.scope
+                return JSONResponse(body, headers=no_store)
+            raise UnsupportedGrantType("grant_type must be client_credentials or refresh_token")
+        except (OAuthRefusal, InvalidRequest, RefreshError) as error:
+            return _token_refusal(error)

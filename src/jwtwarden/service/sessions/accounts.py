@@ -1,9 +1,13 @@
-"""Users (passwords hashed with argon2id) and API clients (for trusted-backend sessions
-and introspection).
+"""Users (passwords hashed with argon2id) and API clients (for trusted-backend sessions,
+introspection, and the OAuth token endpoint).
 
 Authentication takes the same time whether the user exists or not: an unknown name is
 checked against a dummy hash made with the same parameters. Client secrets are 32 random
 bytes, stored as SHA-256 and compared in constant time.
+
+A client registered with public keys (``jwks`` or ``jwks_url``) has no secret at all: it
+authenticates at the token endpoint with ``private_key_jwt`` (RFC 7523) only, and its
+stored secret hash is a value no secret hashes to.
 """
 
 from __future__ import annotations
@@ -11,21 +15,33 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from jwtwarden.errors import InvalidCredentials
+from jwtwarden.errors import InvalidCredentials, JWKSInvalid
+from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.policy import Clock, system_clock
+from jwtwarden.resource.jwks_client import check_url, load_public_jwks
 from jwtwarden.service.storage.db import Database
 from jwtwarden.service.storage.schema import clients, users
 
-__all__ = ["Accounts", "Client", "User"]
+__all__ = ["ASSERTION_ALGORITHMS", "CLIENT_GRANTS", "Accounts", "Client", "User", "parse_scope"]
 
 CLIENT_PERMISSIONS = frozenset({"sessions", "introspect"})
+# grant types of the token endpoint a client may be registered for
+CLIENT_GRANTS = frozenset({"client_credentials", "refresh_token"})
+# what private_key_jwt assertions may be signed with: public-key algorithms only
+ASSERTION_ALGORITHMS = tuple(sorted(a for a in ALGORITHMS if not a.startswith("HS")))
+_NO_SECRET = bytes(32)  # SHA-256 of no string is all zeros: nothing authenticates against it
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749 section 3.3
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,32 @@ class Client:
     name: str
     permissions: frozenset[str]
     disabled: bool
+    grants: frozenset[str] = frozenset()
+    scope: str = ""  # space-separated: the most a client_credentials token may carry
+    audience: str | None = None  # aud of its client_credentials tokens (default: the service's)
+    jwks: str | None = None  # its public JWKS (JSON), for private_key_jwt
+    jwks_url: str | None = None  # or where to fetch it
+
+    @property
+    def auth_method(self) -> str:
+        """How it authenticates at the token endpoint (RFC 8414 method names)."""
+        return "private_key_jwt" if self.jwks or self.jwks_url else "client_secret_basic"
+
+    @property
+    def allowed_grants(self) -> frozenset[str]:
+        """Its grant types; a trusted backend (``sessions``) may refresh the sessions it makes."""
+        return self.grants | ({"refresh_token"} if "sessions" in self.permissions else set())
+
+
+def parse_scope(scope: str) -> list[str]:
+    """The scope tokens of an RFC 6749 section 3.3 scope (no duplicates, in order); ValueError
+    when it is empty or malformed."""
+    if not isinstance(scope, str) or len(scope) > 1024:
+        raise ValueError("scope must be a string of at most 1024 characters")
+    tokens = scope.split(" ")
+    if not all(_SCOPE_TOKEN.fullmatch(t) for t in tokens):
+        raise ValueError("scope must be space-separated tokens of printable ASCII (no quote or backslash)")
+    return list(dict.fromkeys(tokens))
 
 
 class Accounts:
@@ -148,23 +190,88 @@ class Accounts:
 
     # ---- clients ------------------------------------------------------------------------
 
-    async def add_client(self, name: str, permissions: set[str]) -> tuple[Client, str]:
-        """Create a client; returns it and its secret (shown once, stored as a hash)."""
-        unknown = set(permissions) - CLIENT_PERMISSIONS
-        if unknown or not permissions:
-            raise ValueError(f"permissions must be some of {sorted(CLIENT_PERMISSIONS)}")
-        _check_username(name)
-        client_id = "jwc_" + secrets.token_urlsafe(12)
+    async def add_client(
+        self,
+        name: str,
+        permissions: Iterable[str] = (),
+        *,
+        grants: Iterable[str] = (),
+        scope: str = "",
+        audience: str | None = None,
+    ) -> tuple[Client, str]:
+        """Create a client with a secret; returns it and the secret (shown once, stored as a hash).
+
+        ``permissions``: ``sessions`` and/or ``introspect`` (HTTP Basic endpoints).
+        ``grants``: ``client_credentials`` and/or ``refresh_token`` at the token endpoint
+        (``client_secret_basic``); ``scope`` is the most a client_credentials token may carry
+        and ``audience`` its ``aud`` (default: the service's). ``ValueError`` for anything else.
+        """
         secret = "jws_" + secrets.token_urlsafe(32)
+        client = await self._add_client(name, permissions, grants, scope, audience,
+                                        secret_hash=_digest(secret))
+        return client, secret
+
+    async def add_client_with_keys(
+        self,
+        name: str,
+        *,
+        grants: Iterable[str],
+        scope: str = "",
+        audience: str | None = None,
+        jwks: str | None = None,
+        jwks_url: str | None = None,
+    ) -> Client:
+        """Create a ``private_key_jwt`` client: no secret at all, only its public keys, given
+        as a JWKS document (checked: public keys only, at least one usable) or a JWKS URL
+        (https, or http on loopback). Other arguments as for :meth:`add_client`."""
+        if (jwks is None) == (jwks_url is None):
+            raise ValueError("give the client's public keys as a JWKS or as a URL (one of them)")
+        if jwks is not None:
+            jwks = _public_jwks(jwks)
+        if jwks_url is not None:
+            check_url(jwks_url)
+        return await self._add_client(name, (), grants, scope, audience, secret_hash=_NO_SECRET,
+                                      jwks=jwks, jwks_url=jwks_url)
+
+    async def _add_client(
+        self, name: str, permissions: Iterable[str], grants: Iterable[str], scope: str,
+        audience: str | None, *, secret_hash: bytes, jwks: str | None = None,
+        jwks_url: str | None = None,
+    ) -> Client:
+        perms, grant_set = frozenset(permissions), frozenset(grants)
+        if not perms <= CLIENT_PERMISSIONS:
+            raise ValueError(f"permissions must be some of {sorted(CLIENT_PERMISSIONS)}")
+        if not grant_set <= CLIENT_GRANTS:
+            raise ValueError(f"grants must be some of {sorted(CLIENT_GRANTS)}")
+        if not perms and not grant_set:
+            raise ValueError("a client needs at least one permission or grant")
+        _check_username(name)
+        scope = " ".join(parse_scope(scope)) if scope else ""
+        if (scope or audience is not None) and "client_credentials" not in grant_set:
+            raise ValueError("scope and audience are for clients with the client_credentials grant")
+        if audience is not None and (not 1 <= len(audience) <= 255 or not audience.isprintable()
+                                     or " " in audience):
+            raise ValueError("the audience is 1-255 printable characters without spaces")
+        client_id = "jwc_" + secrets.token_urlsafe(12)
         try:  # the unique constraint decides (see add_user)
             async with self._db.transaction() as conn:
                 await conn.execute(clients.insert().values(
-                    id=client_id, name=name, secret_hash=_digest(secret),
-                    permissions=" ".join(sorted(permissions)), disabled=False,
-                    created_at=self._clock()))
+                    id=client_id, name=name, secret_hash=secret_hash,
+                    permissions=" ".join(sorted(perms)), disabled=False,
+                    created_at=self._clock(), grants=" ".join(sorted(grant_set)), scope=scope,
+                    audience=audience, jwks=jwks, jwks_url=jwks_url))
         except sa.exc.IntegrityError:
             raise ValueError(f"client {name!r} exists") from None
-        return Client(client_id, name, frozenset(permissions), False), secret
+        return Client(client_id, name, perms, False, grant_set, scope, audience, jwks, jwks_url)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """The client with this id, or None (also for ids no client can have)."""
+        if not _plausible(client_id):
+            return None
+        async with self._db.read() as conn:
+            row = (await conn.execute(
+                sa.select(clients).where(clients.c.id == client_id))).mappings().first()
+        return None if row is None else _client(row)
 
     async def list_clients(self) -> list[Client]:
         async with self._db.read() as conn:
@@ -177,19 +284,22 @@ class Accounts:
             if result.rowcount != 1:
                 raise LookupError(f"no client {name!r}")
 
-    async def authenticate_client(self, client_id: str, secret: str, permission: str) -> Client:
-        """The client if the secret matches and it holds ``permission``; else InvalidCredentials."""
+    async def authenticate_client(self, client_id: str, secret: str, permission: str | None) -> Client:
+        """The client if the secret matches and it holds ``permission`` (None: the token
+        endpoint, where grants are checked instead); else InvalidCredentials."""
         row = None
         if _plausible(client_id):
             async with self._db.read() as conn:
                 row = (await conn.execute(
                     sa.select(clients).where(clients.c.id == client_id))).mappings().first()
-        expected = row["secret_hash"] if row is not None else bytes(32)
+        expected = row["secret_hash"] if row is not None else _NO_SECRET
         ok = hmac.compare_digest(_digest(secret), bytes(expected))
         if row is None or not ok or row["disabled"]:
             raise InvalidCredentials("unknown client or wrong secret")
         client = _client(row)
-        if permission not in client.permissions:
+        if client.auth_method != "client_secret_basic":  # pragma: no cover - no secret hashes to it
+            raise InvalidCredentials("this client has no secret")
+        if permission is not None and permission not in client.permissions:
             raise InvalidCredentials(f"this client may not use {permission}")
         return client
 
@@ -218,7 +328,21 @@ def _user(row: object) -> User:
     return User(r["id"], r["username"], r["scope"], bool(r["disabled"]), r["created_at"])  # type: ignore[index]
 
 
+def _public_jwks(document: str) -> str:
+    """The client's JWKS, checked and normalised: public keys only, at least one usable."""
+    try:
+        keys = load_public_jwks(document, ASSERTION_ALGORITHMS)
+    except JWKSInvalid as error:
+        raise ValueError(f"the JWKS is refused: {error.message}") from None
+    if not len(keys):
+        raise ValueError("the JWKS has no usable public signing key (give each key its 'alg')")
+    return json.dumps(keys.to_jwks(), separators=(",", ":"), sort_keys=True)
+
+
 def _client(row: object) -> Client:
-    r = row
-    perms = frozenset(str(r["permissions"]).split())  # type: ignore[index]
-    return Client(r["id"], r["name"], perms, bool(r["disabled"]))  # type: ignore[index]
+    r: dict[str, Any] = dict(row)  # type: ignore[call-overload]
+    return Client(
+        r["id"], r["name"], frozenset(str(r["permissions"]).split()), bool(r["disabled"]),
+        frozenset(str(r["grants"] or "").split()), r["scope"] or "", r["audience"],
+        r["jwks"], r["jwks_url"],
+    )

@@ -54,7 +54,7 @@ from jwtwarden.service.sessions.refresh_tokens import (
     validate_refresh_token,
 )
 from jwtwarden.service.storage.db import Database
-from jwtwarden.service.storage.schema import families, refresh_tokens
+from jwtwarden.service.storage.schema import client_assertions, families, refresh_tokens
 
 Row = Mapping[Any, Any]  # a database row (RowMapping)
 
@@ -465,8 +465,19 @@ class SessionService:
                 conn.execute(families.delete().where(families.c.id.in_(ids)))
             return len(ids)
 
-        counts = {"refresh_tokens": 0, "families": 0}
-        for name, step in (("refresh_tokens", tokens), ("families", dead_families)):
+        def assertions(conn: Connection) -> int:  # client assertion jtis past their expiry
+            keys = conn.execute(
+                sa.select(client_assertions.c.client_id, client_assertions.c.jti)
+                .where(client_assertions.c.expires_at <= now).limit(batch)).all()
+            if keys:
+                conn.execute(client_assertions.delete().where(sa.tuple_(
+                    client_assertions.c.client_id, client_assertions.c.jti).in_(
+                        [tuple(k) for k in keys])))
+            return len(keys)
+
+        counts = {"refresh_tokens": 0, "families": 0, "client_assertions": 0}
+        for name, step in (("refresh_tokens", tokens), ("families", dead_families),
+                           ("client_assertions", assertions)):
             while True:
                 done = await self._db.run(step)
                 counts[name] += done

@@ -127,9 +127,28 @@ def _expiry_indexes_and_session_client(conn: Connection) -> None:
         conn.execute(sa.text(f"CREATE INDEX ix_{table}_expires_at ON {table} (expires_at)"))
 
 
+def _g_client_grants_and_assertion_jtis(conn: Connection) -> None:
+    """OAuth clients at the token endpoint (issue #13): each client's grant types, allowed
+    scope, audience and public keys (a JWKS, or its URL) for ``private_key_jwt``; and the
+    ``jti`` of every client assertion accepted, kept until it expires (the primary key makes a
+    replay fail to insert, atomically across replicas)."""
+    for column in ("grants TEXT NOT NULL DEFAULT ''", "scope TEXT NOT NULL DEFAULT ''",
+                   "audience TEXT", "jwks TEXT", "jwks_url TEXT"):
+        conn.execute(sa.text(f"ALTER TABLE clients ADD COLUMN {column}"))
+    md = sa.MetaData()
+    sa.Table(
+        "client_assertions", md,
+        sa.Column("client_id", sa.Text, primary_key=True),
+        sa.Column("jti", sa.Text, primary_key=True),
+        sa.Column("expires_at", sa.Double, nullable=False, index=True),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "expiry indexes and session client", _expiry_indexes_and_session_client),
+    Migration(3, "g_client grants and assertion jtis", _g_client_grants_and_assertion_jtis),
 )
 
 

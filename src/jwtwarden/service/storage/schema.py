@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "client_assertions",
     "clients",
     "families",
     "meta",
@@ -45,6 +46,22 @@ clients = sa.Table(
     sa.Column("permissions", sa.Text, nullable=False, server_default=""),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.Double, nullable=False),
+    # migration 3: the token endpoint (space-separated grant types and scope; no secret is
+    # usable when jwks or jwks_url is set: those clients authenticate with private_key_jwt)
+    sa.Column("grants", sa.Text, nullable=False, server_default=""),
+    sa.Column("scope", sa.Text, nullable=False, server_default=""),
+    sa.Column("audience", sa.Text, nullable=True),
+    sa.Column("jwks", sa.Text, nullable=True),
+    sa.Column("jwks_url", sa.Text, nullable=True),
+)
+
+# migration 3: the jti of each accepted client assertion (RFC 7523), until it expires
+client_assertions = sa.Table(
+    "client_assertions",
+    metadata,
+    sa.Column("client_id", sa.Text, primary_key=True),
+    sa.Column("jti", sa.Text, primary_key=True),
+    sa.Column("expires_at", sa.Double, nullable=False, index=True),
 )
 
 families = sa.Table(
