@@ -108,6 +108,9 @@ def browser(stack: Stack) -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile: its own cookie jar, storage and lock manager."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)  # two shared cores: a login costs an argon2id hash
     ctx = browser.new_context()
     ctx.set_default_timeout(15_000)
     try:
