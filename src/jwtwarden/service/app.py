@@ -181,6 +181,10 @@ class OAuthTokenResponse(BaseModel):
     refresh_expires_in: int | None = None
 
 
+class CsrfResponse(BaseModel):
+    csrf_token: str
+
+
 class OAuthError(BaseModel):
     error: str
     error_description: str
@@ -277,6 +281,69 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class Cors:
+    """CORS for the allowed origins only, with credentials (the browser SDK on another origin).
+
+    An ``Origin`` equal to one of ``origins`` gets ``Access-Control-Allow-Origin: <that
+    origin>`` and ``Access-Control-Allow-Credentials: true``, never ``*``; any other origin
+    (``null`` included) gets no CORS header, so the browser hides the answer from it. A
+    preflight is answered here, before routing: 204 when the origin, the method and every
+    requested header are allowed, else 403 without CORS headers. Every answer carries
+    ``Vary: Origin``, so no cache serves one origin's answer to another.
+    """
+
+    METHODS = frozenset({"GET", "HEAD", "POST"})
+    HEADERS = frozenset({"authorization", "content-type", cookies.CSRF_HEADER})
+    EXPOSED = "WWW-Authenticate, Retry-After"
+    MAX_AGE = "600"
+
+    def __init__(self, app: ASGIApp, origins: frozenset[str]) -> None:
+        self.app = app
+        self.origins = origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:  # the first of a repeated header, as Starlette's .get()
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        origin = headers.get("origin")
+        allowed = origin is not None and origin in self.origins
+        if scope["method"] == "OPTIONS" and origin is not None and "access-control-request-method" in headers:
+            await self._preflight(origin if allowed else None, headers)(scope, receive, send)
+            return
+        extra = [(b"vary", b"Origin")]
+        if allowed:
+            assert origin is not None  # noqa: S101 - narrowed above
+            extra += [(b"access-control-allow-origin", origin.encode("latin-1")),
+                      (b"access-control-allow-credentials", b"true"),
+                      (b"access-control-expose-headers", self.EXPOSED.encode())]
+
+        async def with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_cors)
+
+    def _preflight(self, origin: str | None, headers: Mapping[str, str]) -> Response:
+        method = headers["access-control-request-method"].strip()
+        requested = {h.strip().lower() for h in headers.get("access-control-request-headers", "").split(",")}
+        requested.discard("")
+        vary = {"Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}
+        if origin is None or method not in self.METHODS or not requested <= self.HEADERS:
+            return oauth_error(403, "access_denied", "CORS preflight refused", headers=vary)
+        return Response(status_code=204, headers={
+            **vary,
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Allow-Methods": ", ".join(sorted(self.METHODS)),
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, X-CSRF-Token",
+            "Access-Control-Max-Age": self.MAX_AGE,
+        })
+
+
 # ---- the app ------------------------------------------------------------------------------------
 
 
@@ -327,6 +394,7 @@ def create_app(
     _document_errors_as_answered(app)
     mount_debugger(app)  # GET /debugger: the token never leaves the browser (strict CSP)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Cors, origins=settings.origins)  # outermost: a 413 is readable too
     return app
 
 
@@ -589,6 +657,28 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         if state.settings.cookie_mode:
             cookies.clear_cookies(response)
         return response
+
+    @app.get("/v1/auth/csrf", response_model=CsrfResponse, responses=answers(400, 403, 503),
+             tags=["sessions"], summary="Cookie mode: this session's CSRF token, for a page that "
+             "cannot read the CSRF cookie (another origin of the site, or after a reload)")
+    @_refused
+    async def csrf(request: Request) -> Response:
+        # Read-only: echoes the CSRF cookie once it is proven to belong to the refresh cookie's
+        # session. Only the service's own origin and the allowed origins can read the answer
+        # (CORS), the same pages that may send the X-CSRF-Token header.
+        state = _state(request)
+        if not state.settings.cookie_mode:
+            return oauth_error(400, "invalid_request", "cookie mode is not enabled")
+        _check_origin_only(request, state)
+        token = request.cookies.get(cookies.REFRESH_COOKIE)
+        current = request.cookies.get(cookies.CSRF_COOKIE, "")
+        if not token:
+            return oauth_error(400, "invalid_request", "no session cookie")
+        family = await _family_of(state, token)
+        if family is None or not cookies.csrf_token_valid(state.csrf_key, family, current):
+            return oauth_error(400, "invalid_grant", "no valid session cookie",
+                               reason="invalid_refresh_token")
+        return JSONResponse({"csrf_token": current}, headers=no_store)
 
     @app.post("/v1/auth/revoke", tags=["tokens"], summary="RFC 7009 token revocation",
               response_class=Response, response_description="Revoked, or nothing to revoke: "

@@ -169,6 +169,9 @@ class Settings:
             parts = urlsplit(origin)
             check(parts.scheme in ("http", "https") and bool(parts.netloc) and parts.path == "",
                   "allowed_origins", f"{origin!r} is not an origin (scheme://host[:port])")
+            # compared byte for byte with the Origin header (CORS, CSRF): written as browsers send it
+            check(origin == _serialized_origin(origin), "allowed_origins",
+                  f"{origin!r} must be written as browsers send it: {_serialized_origin(origin)!r}")
         return out
 
     @property
@@ -198,6 +201,21 @@ class Settings:
                 text = _mask(f.name, text)
             rows.append((ENV_PREFIX + f.name.upper(), text, f.metadata["doc"]))
         return rows
+
+
+def _serialized_origin(origin: str) -> str:
+    """An origin as a browser's ``Origin`` header spells it: lowercase, no default port."""
+    parts = urlsplit(origin)
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme.lower()}://{host}{suffix}"
 
 
 def _mask(name: str, text: str) -> str:

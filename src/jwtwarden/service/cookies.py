@@ -12,8 +12,9 @@ A CSRF token is ``random.mac`` where ``mac = HMAC-SHA-256(csrf_key, family_id ".
 (truncated to 128 bits): it is bound to one session and cannot be minted without the key.
 Every state-changing request authenticated by a cookie must send it back in the
 ``X-CSRF-Token`` header (equal to the cookie), and must not come from another site
-(``Sec-Fetch-Site`` other than ``same-origin``/``none``, or an ``Origin`` outside the allowed
-origins, is refused).
+(``Sec-Fetch-Site: cross-site``, or an ``Origin`` outside the allowed origins, is refused).
+Another origin of the same site (an app on ``https://app.example.com`` calling
+``https://auth.example.com``) is accepted only when its ``Origin`` is one of the allowed ones.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "check_csrf",
     "check_origin",
     "clear_cookies",
+    "csrf_token_valid",
     "make_csrf_token",
     "set_session_cookies",
 ]
@@ -62,23 +64,29 @@ def make_csrf_token(key: bytes, family_id: str) -> str:
     return f"{nonce}.{_mac(key, family_id, nonce)}"
 
 
+def csrf_token_valid(key: bytes, family_id: str, token: str) -> bool:
+    """``token`` was minted by us for ``family_id``."""
+    nonce, _, mac = token.partition(".")
+    return bool(nonce) and hmac.compare_digest(mac, _mac(key, family_id, nonce))
+
+
 def check_csrf(request: Request, key: bytes, family_id: str | None) -> None:
     """Header equals cookie, and the token was minted for ``family_id`` by us."""
     header = request.headers.get(CSRF_HEADER, "")
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if not header or not cookie or not hmac.compare_digest(header, cookie):
         raise CsrfError("missing or mismatched CSRF token")
-    nonce, _, mac = header.partition(".")
-    if family_id is None or not nonce or not hmac.compare_digest(mac, _mac(key, family_id, nonce)):
+    if family_id is None or not csrf_token_valid(key, family_id, header):
         raise CsrfError("the CSRF token does not belong to this session")
 
 
 def check_origin(request: Request, allowed: frozenset[str]) -> None:
     """Refuse requests a browser marks as cross-site, or whose Origin is not allowed."""
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        raise CsrfError("cross-site request")
     origin = request.headers.get("origin")
+    listed_sibling = site == "same-site" and origin is not None and origin in allowed
+    if site is not None and site not in ("same-origin", "none") and not listed_sibling:
+        raise CsrfError("cross-site request")
     if origin is not None and origin not in allowed:
         raise CsrfError("request from an origin that is not allowed")
 
