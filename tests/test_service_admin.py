@@ -79,9 +79,9 @@ def test_without_a_kek_a_private_file_is_created_once_with_a_loud_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, "jwtwarden.kek"):
-        first = load_kek(None, tmp_path)
-        again = load_kek(None, tmp_path)
-    assert stat.S_IMODE((tmp_path / "kek").stat().st_mode) == 0o600
+        first = load_kek(None, tmp_path / "data")
+        again = load_kek(None, tmp_path / "data")
+    assert stat.S_IMODE((tmp_path / "data.kek").stat().st_mode) == 0o600
     assert first.derive("x") == again.derive("x")
     assert "DEVELOPMENT KEY-ENCRYPTION KEY" in caplog.text
     assert repr(first) == "KEK(****)"

@@ -46,7 +46,7 @@ from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
 from jwtwarden.service.sessions.kek import KEK, load_kek
 from jwtwarden.service.sessions.keyring import KeyRing
 from jwtwarden.service.sessions.service import SessionService, TokenPair
-from jwtwarden.service.storage.db import Database, database_url
+from jwtwarden.service.storage.db import Database, database_url, private_directory
 from jwtwarden.service.storage.migrations import migrate
 
 __all__ = ["ServiceState", "build_state", "create_app"]
@@ -83,8 +83,8 @@ async def build_state(
     settings: Settings, *, clock: Clock = system_clock, hasher: PasswordHasher | None = None
 ) -> ServiceState:
     """Open the database (creating the data directory), migrate, load keys and the deny list."""
-    if settings.sqlite_default:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.sqlite_default:  # ours, 0700 (refused when another user owns it)
+        private_directory(settings.data_dir)
     db = Database(
         database_url(settings.database_url, settings.data_dir),
         pool_size=settings.db_pool_size,
