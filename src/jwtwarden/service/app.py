@@ -46,6 +46,7 @@ from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
 from jwtwarden.service.sessions.kek import KEK, load_kek
 from jwtwarden.service.sessions.keyring import KeyRing
 from jwtwarden.service.sessions.service import SessionService, TokenPair
+from jwtwarden.service.sessions.subkeys import SessionKeys
 from jwtwarden.service.storage.db import Database, database_url, private_directory
 from jwtwarden.service.storage.migrations import migrate
 
@@ -72,6 +73,7 @@ class ServiceState:
     csrf_key: bytes
     account_limiter: FailureLimiter
     address_limiter: FailureLimiter
+    session_keys: SessionKeys
 
     async def close(self) -> None:
         if self.denylist.redis is not None:
@@ -106,15 +108,15 @@ async def build_state(
     except BaseException:
         await db.dispose()  # no connection outlives a failed start
         raise
-    accounts = Accounts(db, hasher=hasher, clock=clock)
+    session_keys = SessionKeys.from_kek(kek)
+    accounts = Accounts(db, macs=session_keys.rows, hasher=hasher, clock=clock)
     sessions = SessionService(
-        db, settings, keyring, denylist, accounts,
-        successor_key=kek.derive("jwtwarden refresh successor v1"), clock=clock,
+        db, settings, keyring, denylist, accounts, keys=session_keys, clock=clock,
     )
     return ServiceState(
         settings=settings, db=db, kek=kek, keyring=keyring, denylist=denylist,
         accounts=accounts, sessions=sessions, clock=clock,
-        csrf_key=kek.derive("jwtwarden csrf v1"),
+        csrf_key=session_keys.csrf, session_keys=session_keys,
         account_limiter=FailureLimiter(settings.login_max_failures, settings.login_window, clock=clock),
         address_limiter=FailureLimiter(
             settings.login_max_failures_per_address, settings.login_window, clock=clock),

@@ -3,7 +3,10 @@ and introspection).
 
 Authentication takes the same time whether the user exists or not: an unknown name is
 checked against a dummy hash made with the same parameters. Client secrets are 32 random
-bytes, stored as SHA-256 and compared in constant time.
+bytes; what is stored is an HMAC, under a key derived from the KEK, of the client's id, its
+permissions and the secret's SHA-256 (:meth:`RowMAC.client_secret`), compared in constant
+time: whoever writes the database without the KEK can neither set a secret they know nor
+widen a client's permissions.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from jwtwarden.errors import InvalidCredentials
 from jwtwarden.policy import Clock, system_clock
+from jwtwarden.service.sessions.subkeys import RowMAC
 from jwtwarden.service.storage.db import Database
 from jwtwarden.service.storage.schema import clients, users
 
@@ -49,9 +53,11 @@ class Accounts:
     """User and client administration and authentication."""
 
     def __init__(
-        self, db: Database, *, hasher: PasswordHasher | None = None, clock: Clock = system_clock
+        self, db: Database, *, macs: RowMAC, hasher: PasswordHasher | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._db = db
+        self._macs = macs
         self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._clock = clock
         self._dummy_hash: str | None = None
@@ -156,11 +162,12 @@ class Accounts:
         _check_username(name)
         client_id = "jwc_" + secrets.token_urlsafe(12)
         secret = "jws_" + secrets.token_urlsafe(32)
+        granted = " ".join(sorted(permissions))
         try:  # the unique constraint decides (see add_user)
             async with self._db.transaction() as conn:
                 await conn.execute(clients.insert().values(
-                    id=client_id, name=name, secret_hash=_digest(secret),
-                    permissions=" ".join(sorted(permissions)), disabled=False,
+                    id=client_id, name=name, permissions=granted, disabled=False,
+                    secret_hash=self._macs.client_secret(client_id, granted, _digest(secret)),
                     created_at=self._clock()))
         except sa.exc.IntegrityError:
             raise ValueError(f"client {name!r} exists") from None
@@ -185,7 +192,9 @@ class Accounts:
                 row = (await conn.execute(
                     sa.select(clients).where(clients.c.id == client_id))).mappings().first()
         expected = row["secret_hash"] if row is not None else bytes(32)
-        ok = hmac.compare_digest(_digest(secret), bytes(expected))
+        permissions = row["permissions"] if row is not None else ""
+        ok = hmac.compare_digest(
+            self._macs.client_secret(client_id, permissions, _digest(secret)), bytes(expected))
         if row is None or not ok or row["disabled"]:
             raise InvalidCredentials("unknown client or wrong secret")
         client = _client(row)

@@ -12,9 +12,13 @@ when it is a symbolic link, not a regular file, owned by another user, or readab
 writable by anyone but its owner. A ``<data_dir>/kek`` left by an older version is checked
 the same way and moved out.
 
-Encryption is AES-256-GCM with a random 96-bit nonce and the key id as associated data, so
-a ciphertext cannot be moved to another key's row. Sub-keys for other purposes (refresh
-successor derivation, CSRF token signing) are derived with HKDF-SHA-256, one label each.
+The raw KEK is only ever an HKDF-SHA-256 input; each use gets its own key, one ``info``
+label each: ``jwtwarden key wrap v2`` (AES-256-GCM wrapping of the signing keys and the
+check value, with a random 96-bit nonce and the key id as associated data, so a ciphertext
+cannot be moved to another row) and the labels of
+:mod:`jwtwarden.service.sessions.subkeys`. Databases written before issue #16 wrapped with
+the raw KEK itself: :meth:`KEK.decrypt_legacy` reads them, once, when the key ring upgrades
+such a database.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = ["KEK", "KEKError", "dev_kek_path", "generate_kek_text", "load_kek"]
 
 log = logging.getLogger("jwtwarden.kek")
 _NONCE = 12
+WRAP_LABEL = "jwtwarden key wrap v2"
 
 
 class KEKError(ValueError):
@@ -50,28 +55,26 @@ def generate_kek_text() -> str:
 
 
 class KEK:
-    """Encrypt/decrypt small secrets and derive purpose-bound sub-keys. Never printed."""
+    """Wrap/unwrap small secrets and derive purpose-bound sub-keys. Never printed."""
 
-    __slots__ = ("_aead", "_key")
+    __slots__ = ("_key", "_wrap")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
             raise KEKError("the key-encryption key must be 32 bytes")
         self._key = key
-        self._aead = AESGCM(key)
+        self._wrap = AESGCM(self.derive(WRAP_LABEL))
 
     def encrypt(self, plaintext: bytes, *, context: str) -> bytes:
         nonce = os.urandom(_NONCE)
-        return nonce + self._aead.encrypt(nonce, plaintext, context.encode("utf-8"))
+        return nonce + self._wrap.encrypt(nonce, plaintext, context.encode("utf-8"))
 
     def decrypt(self, blob: bytes, *, context: str) -> bytes:
-        try:
-            return self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode("utf-8"))
-        except (InvalidTag, ValueError):
-            raise KEKError(
-                "stored secrets do not decrypt with this key-encryption key; every replica "
-                "must use the same JWTWARDEN_KEK"
-            ) from None
+        return _open(self._wrap, blob, context)
+
+    def decrypt_legacy(self, blob: bytes, *, context: str) -> bytes:
+        """What code before issue #16 wrapped under the raw KEK (only to upgrade a database)."""
+        return _open(AESGCM(self._key), blob, context)
 
     def derive(self, label: str, length: int = 32) -> bytes:
         """A sub-key for one purpose (HKDF-SHA-256, ``label`` as info)."""
@@ -79,6 +82,16 @@ class KEK:
 
     def __repr__(self) -> str:
         return "KEK(****)"
+
+
+def _open(aead: AESGCM, blob: bytes, context: str) -> bytes:
+    try:
+        return aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode("utf-8"))
+    except (InvalidTag, ValueError):
+        raise KEKError(
+            "stored secrets do not decrypt with this key-encryption key; every replica "
+            "must use the same JWTWARDEN_KEK"
+        ) from None
 
 
 def dev_kek_path(data_dir: Path) -> Path:
