@@ -1,5 +1,5 @@
-"""Defence in depth (issue #16): what someone who can *write* the database can do, and what
-the KEK's separate keys are for.
+"""Defence in depth (issue #16): what someone who can *write* the database can do, what the
+KEK's separate keys are for, and what the revocation feed tells about users.
 
 The attacker writes rows directly (SQL injection elsewhere, a leaked database password, a
 careless backup restore) but does not hold the KEK. They must not be able to mint a session,
@@ -11,6 +11,7 @@ their own (a backup restored, a token marked unused again), and the ``users`` ta
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -23,13 +24,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from jwtwarden import errors
-from jwtwarden.jose.b64 import b64url_decode
+from jwtwarden.jose.b64 import b64url_decode, b64url_encode
+from jwtwarden.revocation import Revocation, RevocationSet, subject_key
 from jwtwarden.service.app import ServiceState
 from jwtwarden.service.sessions.refresh_tokens import new_refresh_token
 from jwtwarden.service.storage import schema
 from jwtwarden.testing import FakeClock
 from tests.conftest import NOW
-from tests.servicekit import PASSWORD, TEST_KEK, make_settings, service_state
+from tests.infra import PrivateRedis, private_redis
+from tests.servicekit import PASSWORD, TEST_KEK, asgi_service, make_settings, service_state
 
 pytestmark = pytest.mark.anyio
 
@@ -198,3 +201,66 @@ async def test_signing_keys_are_wrapped_under_a_key_derived_from_the_kek(tmp_pat
         assert state.kek.decrypt(blob, context=f"signing key {kid}")
     with pytest.raises(InvalidTag):
         AESGCM(b64url_decode(TEST_KEK)).decrypt(blob[:12], blob[12:], f"signing key {kid}".encode())
+
+
+# ---- subject handles in the revocation feed ------------------------------------------------------
+
+
+def unkeyed_hashes(subject: str) -> set[str]:
+    """What a feed reader can compute from a guessed subject alone."""
+    digest = hashlib.sha256(subject.encode()).digest()
+    return {subject, subject_key(subject), b64url_encode(digest), digest.hex(), digest[:16].hex()}
+
+
+async def test_the_feed_does_not_let_a_reader_link_a_logout_everywhere_to_a_subject(tmp_path: Path) -> None:
+    clock = FakeClock(NOW)
+    async with asgi_service(make_settings(tmp_path), clock) as (_, http, state):
+        client, secret = await state.accounts.add_client("backend", {"sessions"})
+        subject = "alice@example.com"
+        made = await http.post("/v1/sessions", auth=(client.id, secret), json={"subject": subject})
+        access = made.json()["access_token"]
+        clock.advance(5)
+        answer = await http.post("/v1/auth/logout-all", headers={"authorization": f"Bearer {access}"})
+        assert answer.status_code == 204
+        feed = (await http.get("/v1/revocations")).json()
+        feed_text = json.dumps(feed)
+        subs = [Revocation.from_json(e) for e in feed["revocations"] if e["kind"] == "sub"]
+        assert len(subs) == 1
+        for guess in unkeyed_hashes(subject):
+            assert guess not in feed_text
+        claims = (await http.get("/v1/auth/userinfo", headers={"authorization": f"Bearer {access}"}))
+        assert claims.status_code == 401  # revoked
+        # a resource server holding nothing but the feed's sub entry refuses the earlier token
+        payload = json.loads(b64url_decode(access.split(".")[1]))
+        assert payload["sub"] == subject and payload["srh"] == subs[0].value
+        with pytest.raises(errors.Revoked):
+            RevocationSet(subs, clock=clock).check(payload)
+        later = dict(payload, iat=int(clock()) + 1)
+        RevocationSet(subs, clock=clock).check(later)
+
+
+async def test_a_trusted_backend_cannot_choose_the_revocation_handle(tmp_path: Path) -> None:
+    async with asgi_service(make_settings(tmp_path)) as (_, http, state):
+        client, secret = await state.accounts.add_client("backend", {"sessions"})
+        answer = await http.post("/v1/sessions", auth=(client.id, secret),
+                                 json={"subject": "bob", "claims": {"srh": "chosen"}})
+        assert answer.status_code == 400
+        with pytest.raises(ValueError, match="srh"):
+            await state.sessions.create_session("bob", claims={"srh": "chosen"})
+
+
+async def test_with_redis_the_remote_check_finds_a_logout_everywhere_by_its_handle(tmp_path: Path) -> None:
+    with private_redis() as redis_server:
+        await _remote_check(tmp_path, redis_server)
+
+
+async def _remote_check(tmp_path: Path, redis_server: PrivateRedis) -> None:
+    clock = FakeClock(NOW)
+    async with service_state(make_settings(tmp_path, redis_url=redis_server.url), clock) as state:
+        assert state.denylist.redis is not None
+        await asyncio.wait_for(state.denylist.redis.synced.wait(), 5)
+        pair = await state.sessions.create_session("carol@example.com")
+        claims = await state.sessions.verify_access(pair.access_token)
+        clock.advance(5)
+        await state.sessions.logout_all("carol@example.com")
+        assert await state.denylist.redis.check_remote(dict(claims, sid="elsewhere", jti="other"))

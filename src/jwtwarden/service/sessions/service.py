@@ -17,7 +17,8 @@ Refreshing runs in one transaction, under a lock on the family row:
 
 The session and refresh-token rows carry MACs under a key derived from the KEK
 (:mod:`~jwtwarden.service.sessions.subkeys`): a row written or changed without the KEK is
-an unknown token.
+an unknown token. Access tokens carry ``srh``, the subject's revocation handle, which is
+what "log out everywhere" publishes instead of the subject.
 
 Decisions that revoke something are committed before the error is raised, and every
 outcome is written to the ``jwtwarden.events`` log (never a token).
@@ -47,7 +48,7 @@ from jwtwarden.errors import (
 )
 from jwtwarden.issue import IssuedToken, Issuer
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
-from jwtwarden.revocation import Revocation, subject_key
+from jwtwarden.revocation import SUBJECT_HANDLE_CLAIM, Revocation
 from jwtwarden.service.config import Settings
 from jwtwarden.service.sessions.accounts import Accounts
 from jwtwarden.service.sessions.denylist import DenyList
@@ -69,7 +70,8 @@ Row = Mapping[Any, Any]  # a database row (RowMapping)
 __all__ = ["SessionService", "TokenPair"]
 
 events = logging.getLogger("jwtwarden.events")
-_SESSION_CLAIMS = frozenset({"sid", "scope"})  # bound to the family; never the caller's to set
+# bound to the family or the subject; never the caller's to set
+_SESSION_CLAIMS = frozenset({"sid", "scope", SUBJECT_HANDLE_CLAIM})
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,8 @@ class SessionService:
     ) -> IssuedToken:
         jitter = self._settings.access_jitter
         lifetime = self._settings.access_lifetime - (secrets.randbelow(jitter + 1) if jitter else 0)
-        claims: dict[str, Any] = {"sid": family_id, **extra}
+        claims: dict[str, Any] = {
+            "sid": family_id, SUBJECT_HANDLE_CLAIM: self._keys.subject_handle(subject), **extra}
         if scope:
             claims["scope"] = scope
         return issuer.issue_token(subject, claims, lifetime=lifetime)
@@ -383,7 +386,8 @@ class SessionService:
                 revoked += self._revoke_family(conn, fam, "logout_all", now)
             horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
             revoked += self._denylist.record(
-                conn, [Revocation("sub", subject_key(subject), horizon, cutoff=float(int(now)))])
+                conn, [Revocation("sub", self._keys.subject_handle(subject), horizon,
+                                  cutoff=float(int(now)))])
             return len(rows), revoked
 
         count, revoked = await self._db.run(work)

@@ -8,6 +8,7 @@ Each key is ``HKDF-SHA-256(KEK, info=label)``; no two uses share a key:
                                    may say (:class:`RowMAC`)
 ``jwtwarden grace successor v1``   sealing a refresh token's successor for the grace
                                    window (:func:`.refresh_tokens.seal_successor`)
+``jwtwarden subject handle v1``    the ``srh`` claim, a subject's revocation handle
 ``jwtwarden csrf v1``              CSRF tokens (:mod:`jwtwarden.service.cookies`)
 =================================  ====================================================
 
@@ -37,6 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from jwtwarden.jose.b64 import b64url_encode
 from jwtwarden.service.sessions.kek import KEK
 from jwtwarden.service.storage.schema import clients, families, refresh_tokens, signing_keys
 
@@ -44,6 +46,7 @@ __all__ = ["RowMAC", "SessionKeys", "upgrade_rows"]
 
 ROW_MAC_LABEL = "jwtwarden row mac v1"
 GRACE_LABEL = "jwtwarden grace successor v1"
+SUBJECT_HANDLE_LABEL = "jwtwarden subject handle v1"
 CSRF_LABEL = "jwtwarden csrf v1"
 
 _TIME, _INT, _TEXT, _BYTES = "time", "int", "text", "bytes"
@@ -122,12 +125,21 @@ class SessionKeys:
 
     rows: RowMAC
     grace: bytes = field(repr=False)
+    subject: bytes = field(repr=False)
     csrf: bytes = field(repr=False)
 
     @classmethod
     def from_kek(cls, kek: KEK) -> SessionKeys:
         return cls(rows=RowMAC.from_kek(kek), grace=kek.derive(GRACE_LABEL),
-                   csrf=kek.derive(CSRF_LABEL))
+                   subject=kek.derive(SUBJECT_HANDLE_LABEL), csrf=kek.derive(CSRF_LABEL))
+
+    def subject_handle(self, subject: str) -> str:
+        """The ``srh`` claim of ``subject``'s tokens: 128 bits of HMAC-SHA-256, base64url.
+
+        Stable per subject, so "log out everywhere" can be published under it; unlinkable to
+        the subject by anyone without the KEK or one of that subject's tokens.
+        """
+        return b64url_encode(hmac.digest(self.subject, subject.encode("utf-8"), "sha256")[:16])
 
     def __repr__(self) -> str:
         return "SessionKeys(****)"
