@@ -69,9 +69,12 @@ async def seed(state: ServiceState, count: int) -> None:
                  "last_access_jti": None, "last_access_exp": None, "client_id": None} for i in range(n)]
         toks = [{"token_hash": secrets.token_bytes(32), "family_id": f["id"], "generation": 0,
                  "created_at": now, "expires_at": now + 86_400 * 7, "used_at": None} for f in fams]
+        macs = state.session_keys.rows  # rows as the service writes them (issue #16)
+        fam_rows: list[dict[str, Any]] = [{**f, "mac": macs.family(f)} for f in fams]
+        tok_rows: list[dict[str, Any]] = [{**t, "mac": macs.token(t)} for t in toks]
         async with state.db.transaction() as conn:
-            await conn.execute(families.insert(), fams)
-            await conn.execute(refresh_tokens.insert(), toks)
+            await conn.execute(families.insert(), fam_rows)
+            await conn.execute(refresh_tokens.insert(), tok_rows)
     if state.db.dialect == "postgresql":
         async with state.db.transaction() as conn:
             await conn.execute(sa.text("ANALYZE"))

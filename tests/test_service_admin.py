@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,13 +14,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from jwtwarden import Key, errors
 from jwtwarden.cli import main
+from jwtwarden.jose.b64 import b64url_decode
 from jwtwarden.service.config import ConfigError, load_settings
 from jwtwarden.service.sessions.accounts import Accounts
 from jwtwarden.service.sessions.kek import KEKError, load_kek
 from jwtwarden.service.sessions.keyring import KeyRing
+from jwtwarden.service.sessions.subkeys import RowMAC
 from jwtwarden.service.storage import schema
 from jwtwarden.service.storage.db import Database, database_url
 from jwtwarden.service.storage.migrations import MIGRATIONS, applied_versions, migrate
@@ -79,9 +83,9 @@ def test_without_a_kek_a_private_file_is_created_once_with_a_loud_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, "jwtwarden.kek"):
-        first = load_kek(None, tmp_path)
-        again = load_kek(None, tmp_path)
-    assert stat.S_IMODE((tmp_path / "kek").stat().st_mode) == 0o600
+        first = load_kek(None, tmp_path / "data")
+        again = load_kek(None, tmp_path / "data")
+    assert stat.S_IMODE((tmp_path / "data.kek").stat().st_mode) == 0o600
     assert first.derive("x") == again.derive("x")
     assert "DEVELOPMENT KEY-ENCRYPTION KEY" in caplog.text
     assert repr(first) == "KEK(****)"
@@ -127,7 +131,11 @@ async def test_an_upgrade_never_loses_a_session(tmp_path: Path, database_url: st
     from jwtwarden.service.sessions.refresh_tokens import new_refresh_token, refresh_token_hash
 
     token = new_refresh_token()
+    check = AESGCM(b64url_decode(TEST_KEK))  # what a v1 service wrote at its first start
+    nonce = os.urandom(12)
     async with db.transaction() as conn:  # what a v1 service would have written
+        await conn.execute(sa.text("INSERT INTO meta (name, value) VALUES ('kek_check', :v)"), {
+            "v": nonce + check.encrypt(nonce, b"jwtwarden key-encryption key check v1", b"kek_check")})
         await conn.execute(sa.text(
             "INSERT INTO families (id, subject, scope, created_at, expires_at, generation, last_used_at) "
             "VALUES ('fam1', 'sub1', '', :now, :end, 0, :now)"), {"now": NOW, "end": NOW + 86_400})
@@ -222,7 +230,8 @@ async def test_two_operators_adding_the_same_user_or_client_at_once_get_a_clear_
     tmp_path: Path, database_url: str
 ) -> None:
     async with _replicas(database_url, tmp_path, 2, ready=True) as dbs:
-        accounts = [Accounts(db, hasher=FAST_HASHER) for db in dbs]
+        macs = RowMAC.from_kek(load_kek(TEST_KEK, tmp_path / "data"))
+        accounts = [Accounts(db, macs=macs, hasher=FAST_HASHER) for db in dbs]
         users = await asyncio.gather(*(a.add_user("alice", PASSWORD) for a in accounts),
                                      return_exceptions=True)
         clients = await asyncio.gather(*(a.add_client("app", {"introspect"}) for a in accounts),

@@ -6,8 +6,12 @@ Three scopes, each an entry that expires by itself once no token it covers can b
 - ``sid``: every access token of one session (token family), after logout or refresh-token
   reuse; kept for the longest access-token lifetime;
 - ``sub``: every access token of a user issued before a cutoff (log out everywhere); kept for
-  the longest access-token lifetime. The subject is stored as a hash
-  (:func:`subject_key`), so a published revocation list does not name users;
+  the longest access-token lifetime. The entry does not name the user: it is stored under
+  the tokens' ``srh`` claim, a revocation handle the issuer derives from the subject with
+  a key of its own, so a reader of a published revocation list cannot test a guessed
+  subject (an e-mail address) against it. Tokens without ``srh`` (other issuers, or
+  jwtwarden before issue #16) are looked up by :func:`subject_key`, an unkeyed hash
+  (:func:`subject_revocation_key` chooses);
 - ``kid``: an emergency-revoked signing key. Claims cannot show it (the ``kid`` is in the
   header), so it is not checked here: whoever holds the keys drops that key and refetches
   (see :meth:`RevocationSet.revoked_kids`).
@@ -28,15 +32,36 @@ from jwtwarden.errors import Revoked
 from jwtwarden.jose.b64 import b64url_encode
 from jwtwarden.policy import Clock, system_clock
 
-__all__ = ["Revocation", "RevocationKind", "RevocationSet", "subject_key"]
+__all__ = [
+    "SUBJECT_HANDLE_CLAIM",
+    "Revocation",
+    "RevocationKind",
+    "RevocationSet",
+    "subject_key",
+    "subject_revocation_key",
+]
 
 RevocationKind = Literal["jti", "sid", "sub", "kid"]
 KINDS: tuple[RevocationKind, ...] = ("jti", "sid", "sub", "kid")
 
 
+SUBJECT_HANDLE_CLAIM = "srh"
+
+
 def subject_key(subject: str) -> str:
-    """The key a ``sub`` revocation is stored under: 128 bits of SHA-256, base64url."""
+    """The unkeyed key of a ``sub`` revocation for tokens without ``srh``: 128 bits of
+    SHA-256, base64url. Anyone can compute it from a guessed subject."""
     return b64url_encode(hashlib.sha256(subject.encode("utf-8")).digest()[:16])
+
+
+def subject_revocation_key(claims: Mapping[str, Any]) -> str | None:
+    """The key ``sub`` revocations covering these (verified) claims are stored under: the
+    ``srh`` claim when the token carries one, else :func:`subject_key` of ``sub``."""
+    handle = claims.get(SUBJECT_HANDLE_CLAIM)
+    if isinstance(handle, str) and handle:
+        return handle
+    sub = claims.get("sub")
+    return subject_key(sub) if isinstance(sub, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +171,9 @@ class RevocationSet:
         if self._sid and claims.get("sid") in self._sid:
             return True
         if self._sub:
-            sub = claims.get("sub")
-            if isinstance(sub, str):
-                entry = self._sub.get(subject_key(sub))
+            key = subject_revocation_key(claims)
+            if key is not None:
+                entry = self._sub.get(key)
                 if entry is not None:
                     iat = claims.get("iat")
                     # no iat: cannot prove it was issued after the cutoff

@@ -51,7 +51,8 @@ from jwtwarden.service.sessions.grants import TokenGrants
 from jwtwarden.service.sessions.kek import KEK, load_kek
 from jwtwarden.service.sessions.keyring import KeyRing
 from jwtwarden.service.sessions.service import SessionService, TokenPair
-from jwtwarden.service.storage.db import Database, database_url
+from jwtwarden.service.sessions.subkeys import SessionKeys
+from jwtwarden.service.storage.db import Database, database_url, private_directory
 from jwtwarden.service.storage.migrations import migrate
 
 __all__ = ["ServiceState", "build_state", "create_app"]
@@ -78,6 +79,7 @@ class ServiceState:
     account_limiter: FailureLimiter
     address_limiter: FailureLimiter
     grants: TokenGrants
+    session_keys: SessionKeys
 
     async def close(self) -> None:
         if self.denylist.redis is not None:
@@ -89,8 +91,8 @@ async def build_state(
     settings: Settings, *, clock: Clock = system_clock, hasher: PasswordHasher | None = None
 ) -> ServiceState:
     """Open the database (creating the data directory), migrate, load keys and the deny list."""
-    if settings.sqlite_default:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.sqlite_default:  # ours, 0700 (refused when another user owns it)
+        private_directory(settings.data_dir)
     db = Database(
         database_url(settings.database_url, settings.data_dir),
         pool_size=settings.db_pool_size,
@@ -112,15 +114,15 @@ async def build_state(
     except BaseException:
         await db.dispose()  # no connection outlives a failed start
         raise
-    accounts = Accounts(db, hasher=hasher, clock=clock)
+    session_keys = SessionKeys.from_kek(kek)
+    accounts = Accounts(db, macs=session_keys.rows, hasher=hasher, clock=clock)
     sessions = SessionService(
-        db, settings, keyring, denylist, accounts,
-        successor_key=kek.derive("jwtwarden refresh successor v1"), clock=clock,
+        db, settings, keyring, denylist, accounts, keys=session_keys, clock=clock,
     )
     return ServiceState(
         settings=settings, db=db, kek=kek, keyring=keyring, denylist=denylist,
         accounts=accounts, sessions=sessions, clock=clock,
-        csrf_key=kek.derive("jwtwarden csrf v1"),
+        csrf_key=session_keys.csrf, session_keys=session_keys,
         account_limiter=FailureLimiter(settings.login_max_failures, settings.login_window, clock=clock),
         address_limiter=FailureLimiter(
             settings.login_max_failures_per_address, settings.login_window, clock=clock),

@@ -69,7 +69,7 @@ class Settings:
     """Every option of the token service. Build it with :func:`load_settings`."""
 
     data_dir: Path = field(default=Path(".jwtwarden"), metadata=_opt(
-        _path, doc="directory of the SQLite database and the development KEK file"))
+        _path, doc="directory of the SQLite database (the development KEK file is <data_dir>.kek, beside it)"))
     issuer: str = field(default="http://127.0.0.1:8000", metadata=_opt(
         str, doc="the iss of every token and the base of the metadata document"))
     audience: tuple[str, ...] = field(default=("api",), metadata=_opt(
@@ -99,7 +99,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = field(default=(), metadata=_opt(
         _list, doc="origins allowed to make cookie requests (default: the issuer's)"))
     kek: str | None = field(default=None, metadata=_opt(
-        _opt_str, secret=True, doc="key-encryption key, 32 bytes base64url; dev default: a file"))
+        _opt_str, secret=True, doc="key-encryption key, 32 bytes base64url; dev default: the file <data_dir>.kek"))
     host: str = field(default="127.0.0.1", metadata=_opt(str, doc="address jwtwarden serve binds"))
     port: int = field(default=8000, metadata=_opt(_int, doc="port jwtwarden serve binds"))
     login_max_failures: int = field(default=5, metadata=_opt(

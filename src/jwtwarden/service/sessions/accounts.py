@@ -3,11 +3,15 @@ introspection, and the OAuth token endpoint).
 
 Authentication takes the same time whether the user exists or not: an unknown name is
 checked against a dummy hash made with the same parameters. Client secrets are 32 random
-bytes, stored as SHA-256 and compared in constant time.
+bytes; what is stored is an HMAC, under a key derived from the KEK, of the client's id, its
+permissions, grants, scope, audience, public keys and the secret's SHA-256
+(:meth:`RowMAC.client_secret`), compared in constant time: whoever writes the database
+without the KEK can neither set a secret they know nor widen what a client may do.
 
 A client registered with public keys (``jwks`` or ``jwks_url``) has no secret at all: it
-authenticates at the token endpoint with ``private_key_jwt`` (RFC 7523) only, and its
-stored secret hash is a value no secret hashes to.
+authenticates at the token endpoint with ``private_key_jwt`` (RFC 7523) only; its stored
+value is the same HMAC over a digest no secret has, so its keys are authenticated too
+(:meth:`Accounts.get_client` refuses a row whose HMAC does not match).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 from collections.abc import Iterable
@@ -30,8 +35,11 @@ from jwtwarden.errors import InvalidCredentials, JWKSInvalid
 from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.policy import Clock, system_clock
 from jwtwarden.resource.jwks_client import check_url, load_public_jwks
+from jwtwarden.service.sessions.subkeys import RowMAC
 from jwtwarden.service.storage.db import Database
 from jwtwarden.service.storage.schema import clients, users
+
+log = logging.getLogger("jwtwarden.events")
 
 __all__ = ["ASSERTION_ALGORITHMS", "CLIENT_GRANTS", "Accounts", "Client", "User", "parse_scope"]
 
@@ -40,7 +48,10 @@ CLIENT_PERMISSIONS = frozenset({"sessions", "introspect"})
 CLIENT_GRANTS = frozenset({"client_credentials", "refresh_token"})
 # what private_key_jwt assertions may be signed with: public-key algorithms only
 ASSERTION_ALGORITHMS = tuple(sorted(a for a in ALGORITHMS if not a.startswith("HS")))
-_NO_SECRET = bytes(32)  # SHA-256 of no string is all zeros: nothing authenticates against it
+_NO_SECRET = bytes(32)
+# a row no client has: authenticating an unknown id costs the same HMAC as a known one
+_NO_CLIENT = {"id": "", "permissions": "", "grants": "", "scope": "", "audience": None,
+              "jwks": None, "jwks_url": None}  # SHA-256 of no string is all zeros: nothing authenticates against it
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749 section 3.3
 
 
@@ -91,9 +102,11 @@ class Accounts:
     """User and client administration and authentication."""
 
     def __init__(
-        self, db: Database, *, hasher: PasswordHasher | None = None, clock: Clock = system_clock
+        self, db: Database, *, macs: RowMAC, hasher: PasswordHasher | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._db = db
+        self._macs = macs
         self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._clock = clock
         self._dummy_hash: str | None = None
@@ -208,7 +221,7 @@ class Accounts:
         """
         secret = "jws_" + secrets.token_urlsafe(32)
         client = await self._add_client(name, permissions, grants, scope, audience,
-                                        secret_hash=_digest(secret))
+                                        secret_digest=_digest(secret))
         return client, secret
 
     async def add_client_with_keys(
@@ -230,12 +243,12 @@ class Accounts:
             jwks = _public_jwks(jwks)
         if jwks_url is not None:
             check_url(jwks_url)
-        return await self._add_client(name, (), grants, scope, audience, secret_hash=_NO_SECRET,
+        return await self._add_client(name, (), grants, scope, audience, secret_digest=_NO_SECRET,
                                       jwks=jwks, jwks_url=jwks_url)
 
     async def _add_client(
         self, name: str, permissions: Iterable[str], grants: Iterable[str], scope: str,
-        audience: str | None, *, secret_hash: bytes, jwks: str | None = None,
+        audience: str | None, *, secret_digest: bytes, jwks: str | None = None,
         jwks_url: str | None = None,
     ) -> Client:
         perms, grant_set = frozenset(permissions), frozenset(grants)
@@ -253,25 +266,38 @@ class Accounts:
                                      or " " in audience):
             raise ValueError("the audience is 1-255 printable characters without spaces")
         client_id = "jwc_" + secrets.token_urlsafe(12)
+        row = {"id": client_id, "permissions": " ".join(sorted(perms)),
+               "grants": " ".join(sorted(grant_set)), "scope": scope, "audience": audience,
+               "jwks": jwks, "jwks_url": jwks_url}
         try:  # the unique constraint decides (see add_user)
             async with self._db.transaction() as conn:
                 await conn.execute(clients.insert().values(
-                    id=client_id, name=name, secret_hash=secret_hash,
-                    permissions=" ".join(sorted(perms)), disabled=False,
-                    created_at=self._clock(), grants=" ".join(sorted(grant_set)), scope=scope,
-                    audience=audience, jwks=jwks, jwks_url=jwks_url))
+                    **row, name=name, disabled=False, created_at=self._clock(),
+                    secret_hash=self._macs.client_secret(row, secret_digest)))
         except sa.exc.IntegrityError:
             raise ValueError(f"client {name!r} exists") from None
         return Client(client_id, name, perms, False, grant_set, scope, audience, jwks, jwks_url)
 
     async def get_client(self, client_id: str) -> Client | None:
-        """The client with this id, or None (also for ids no client can have)."""
+        """The client with this id, or None (also for ids no client can have, and for a
+        ``private_key_jwt`` client whose row fails its HMAC: its keys are not the ones
+        registered). A secret client's row is authenticated with the secret, by
+        :meth:`authenticate_client`."""
         if not _plausible(client_id):
             return None
         async with self._db.read() as conn:
             row = (await conn.execute(
                 sa.select(clients).where(clients.c.id == client_id))).mappings().first()
-        return None if row is None else _client(row)
+        if row is None:
+            return None
+        client = _client(row)
+        if client.auth_method == "private_key_jwt" and not hmac.compare_digest(
+            self._macs.client_secret(row, _NO_SECRET), bytes(row["secret_hash"])
+        ):
+            log.warning("client row failed its integrity check",
+                        extra={"event": "integrity", "client": client.id})
+            return None
+        return client
 
     async def list_clients(self) -> list[Client]:
         async with self._db.read() as conn:
@@ -293,7 +319,9 @@ class Accounts:
                 row = (await conn.execute(
                     sa.select(clients).where(clients.c.id == client_id))).mappings().first()
         expected = row["secret_hash"] if row is not None else _NO_SECRET
-        ok = hmac.compare_digest(_digest(secret), bytes(expected))
+        ok = hmac.compare_digest(
+            self._macs.client_secret(row if row is not None else _NO_CLIENT, _digest(secret)),
+            bytes(expected))
         if row is None or not ok or row["disabled"]:
             raise InvalidCredentials("unknown client or wrong secret")
         client = _client(row)

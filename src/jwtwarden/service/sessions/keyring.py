@@ -12,6 +12,16 @@ A rotation publishes the new key immediately and activates it one JWKS cache lif
 later (``jwks_max_age``), so every resource server that honours ``Cache-Control`` already
 has it when the first token signed by it arrives; the old key stays published for an
 access-token lifetime (plus leeway) after it stops signing. Nobody notices a rotation.
+
+Each row carries a MAC of its whole schedule under a key derived from the KEK
+(:class:`~jwtwarden.service.sessions.subkeys.RowMAC`): a row someone changed without the
+KEK (a revoked key un-revoked, a removed key republished) is ignored and logged. Revoking a
+key also erases its encrypted private half.
+
+:meth:`KeyRing.check_kek` is where a database written before issue #16 is upgraded, once,
+in one transaction: private keys unwrapped with the raw KEK and wrapped again under the
+derived wrapping key, and every session, refresh-token, signing-key and client row given
+its MAC (:func:`~jwtwarden.service.sessions.subkeys.upgrade_rows`).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from jwtwarden.keys import Key, KeySet
 from jwtwarden.policy import DEFAULT_LEEWAY, Clock, system_clock
 from jwtwarden.service.config import Settings
 from jwtwarden.service.sessions.kek import KEK, KEKError
+from jwtwarden.service.sessions.subkeys import RowMAC, upgrade_rows
 from jwtwarden.service.storage.db import Database
 from jwtwarden.service.storage.schema import meta, signing_keys
 from jwtwarden.verify import CachingVerifier, Verifier
@@ -36,7 +47,8 @@ __all__ = ["KeyRing", "StoredKey"]
 
 log = logging.getLogger("jwtwarden.keys")
 _KEK_CHECK = "kek_check"
-_KEK_CHECK_PLAINTEXT = b"jwtwarden key-encryption key check v1"
+_KEK_CHECK_LEGACY = b"jwtwarden key-encryption key check v1"  # raw KEK, before issue #16
+_KEK_CHECK_PLAINTEXT = b"jwtwarden key-encryption key check v2"  # derived wrapping key, row MACs
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class KeyRing:
     def __init__(self, db: Database, kek: KEK, settings: Settings, *, clock: Clock = system_clock):
         self._db = db
         self._kek = kek
+        self._macs = RowMAC.from_kek(kek)
         self._settings = settings
         self._clock = clock
         self._keys: list[StoredKey] = []
@@ -102,7 +115,7 @@ class KeyRing:
         async with self._db.read() as conn:
             rows = (await conn.execute(sa.select(signing_keys))).mappings().all()
         keys, private = [], {}
-        for row in rows:
+        for row in self._authentic(rows):
             stored = _stored(row)
             keys.append(stored)
             if stored.revoked_at is None:
@@ -110,6 +123,17 @@ class KeyRing:
                 private[stored.kid] = Key.from_jwk(json.loads(blob))
         keys.sort(key=lambda k: (k.activate_at, k.created_at))
         self._keys, self._private = keys, private
+
+    def _authentic(self, rows: Any) -> list[Any]:
+        """The rows whose MAC verifies; the others are logged and treated as absent."""
+        out = []
+        for row in rows:
+            if self._macs.valid("signing_key", row):
+                out.append(row)
+            else:
+                log.error("integrity: signing key %r was changed without the KEK; ignored",
+                          row["kid"], extra={"event": "integrity", "table": "signing_keys"})
+        return out
 
     def keys(self) -> list[StoredKey]:
         return list(self._keys)
@@ -181,7 +205,11 @@ class KeyRing:
     # ---- changing ---------------------------------------------------------------------
 
     async def check_kek(self) -> None:
-        """Fail fast when the configured KEK is not the one this database was set up with."""
+        """Fail fast when the configured KEK is not the one this database was set up with.
+
+        A database whose check value is still the one written before issue #16 (under the
+        raw KEK) is upgraded here, in the same transaction as the new check value.
+        """
         async with self._db.transaction() as conn:
             # Replicas starting at once each find no check value; the lock makes the second
             # one wait and then read the first one's instead of inserting a duplicate.
@@ -191,8 +219,18 @@ class KeyRing:
                 blob = self._kek.encrypt(_KEK_CHECK_PLAINTEXT, context=_KEK_CHECK)
                 await conn.execute(meta.insert().values(name=_KEK_CHECK, value=blob))
                 return
-        if self._kek.decrypt(row[0], context=_KEK_CHECK) != _KEK_CHECK_PLAINTEXT:
-            raise KEKError("the key-encryption key check value does not match")
+            try:
+                current = self._kek.decrypt(row[0], context=_KEK_CHECK) == _KEK_CHECK_PLAINTEXT
+            except KEKError:
+                current = False
+            if current:
+                return
+            if self._kek.decrypt_legacy(row[0], context=_KEK_CHECK) != _KEK_CHECK_LEGACY:
+                raise KEKError("the key-encryption key check value does not match")
+            counts = await conn.run_sync(lambda c: upgrade_rows(c, self._kek, self._macs))
+            await conn.execute(meta.update().where(meta.c.name == _KEK_CHECK).values(
+                value=self._kek.encrypt(_KEK_CHECK_PLAINTEXT, context=_KEK_CHECK)))
+        log.warning("upgraded this database's secrets (issue #16): %s", counts)
 
     async def ensure_signing_key(self) -> None:
         """At start: make sure some key signs now (create the first one, or after a gap)."""
@@ -201,7 +239,7 @@ class KeyRing:
             return
         async with self._db.transaction() as conn:
             await _lock_keys(conn, self._db)
-            rows = (await conn.execute(sa.select(signing_keys))).mappings().all()
+            rows = self._authentic((await conn.execute(sa.select(signing_keys))).mappings().all())
             now = self._clock()
             if any(_stored(r).may_sign(now) for r in rows):
                 pass  # another replica created it while we waited for the lock
@@ -248,23 +286,23 @@ class KeyRing:
             raise ValueError("the key signs now; rotate first, then retire it")
         remove_at = max(now, (stored.retire_at or now) + self._token_horizon())
         async with self._db.transaction() as conn:
-            await conn.execute(
-                signing_keys.update().where(signing_keys.c.kid == kid).values(
-                    retire_at=sa.func.coalesce(signing_keys.c.retire_at, now), remove_at=remove_at)
-            )
+            await _lock_keys(conn, self._db)
+            await self._update(conn, kid, retire_at=stored.retire_at or now, remove_at=remove_at)
         await self.load()
         return self._by_kid(kid)
 
     async def revoke(self, kid: str) -> StoredKey | None:
-        """Emergency: remove a compromised key at once. Returns the replacement, if one was needed."""
+        """Emergency: remove a compromised key at once. Returns the replacement, if one was needed.
+
+        The encrypted private half is erased with it: a revoked key can never sign again.
+        """
         now = self._clock()
         self._by_kid(kid)  # KeyError for an unknown kid
         replacement = None
         async with self._db.transaction() as conn:
             await _lock_keys(conn, self._db)
-            await conn.execute(
-                signing_keys.update().where(signing_keys.c.kid == kid).values(revoked_at=now))
-            rows = (await conn.execute(sa.select(signing_keys))).mappings().all()
+            await self._update(conn, kid, revoked_at=now, encrypted_private=b"")
+            rows = self._authentic((await conn.execute(sa.select(signing_keys))).mappings().all())
             if not any(_stored(r).may_sign(now) for r in rows):
                 key = Key.generate(self._settings.algorithm)
                 await self._insert(conn, key, publish_at=now, activate_at=now)
@@ -295,33 +333,41 @@ class KeyRing:
         raise KeyError(kid)
 
     async def _retire_current(self, conn: Any, now: float, *, retire_at: float) -> None:
-        for stored in (_stored(r) for r in (await conn.execute(sa.select(signing_keys))).mappings()):
+        rows = self._authentic((await conn.execute(sa.select(signing_keys))).mappings().all())
+        for stored in (_stored(r) for r in rows):
             if stored.revoked_at is None and stored.retire_at is None:
-                await conn.execute(
-                    signing_keys.update().where(signing_keys.c.kid == stored.kid).values(
-                        retire_at=max(retire_at, stored.activate_at),
-                        remove_at=max(retire_at, stored.activate_at) + self._token_horizon(),
-                    )
+                await self._update(
+                    conn, stored.kid,
+                    retire_at=max(retire_at, stored.activate_at),
+                    remove_at=max(retire_at, stored.activate_at) + self._token_horizon(),
                 )
+
+    async def _update(self, conn: Any, kid: str, **values: Any) -> None:
+        """Change a key's row and its MAC together (the caller holds the key lock)."""
+        row = (await conn.execute(sa.select(signing_keys).where(signing_keys.c.kid == kid))).mappings().one()
+        if not self._macs.valid("signing_key", row):
+            raise KeyError(kid)  # changed without the KEK: not ours to rewrite
+        new = {**row, **values}
+        await conn.execute(signing_keys.update().where(signing_keys.c.kid == kid).values(
+            **values, mac=self._macs.signing_key(new)))
 
     async def _insert(self, conn: Any, key: Key, *, publish_at: float, activate_at: float) -> None:
         blob = self._kek.encrypt(
             json.dumps(key.to_jwk(private=True)).encode(), context=f"signing key {key.kid}"
         )
-        await conn.execute(
-            signing_keys.insert().values(
-                kid=key.kid,
-                alg=key.alg,
-                public_jwk=json.dumps(key.public().to_jwk()),
-                encrypted_private=blob,
-                created_at=self._clock(),
-                publish_at=publish_at,
-                activate_at=activate_at,
-                retire_at=None,
-                remove_at=None,
-                revoked_at=None,
-            )
-        )
+        row = {
+            "kid": key.kid,
+            "alg": key.alg,
+            "public_jwk": json.dumps(key.public().to_jwk()),
+            "encrypted_private": blob,
+            "created_at": self._clock(),
+            "publish_at": publish_at,
+            "activate_at": activate_at,
+            "retire_at": None,
+            "remove_at": None,
+            "revoked_at": None,
+        }
+        await conn.execute(signing_keys.insert().values(**row, mac=self._macs.signing_key(row)))
 
 
 async def _lock_keys(conn: Any, db: Database) -> None:

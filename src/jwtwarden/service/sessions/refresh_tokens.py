@@ -5,10 +5,12 @@ the random part, base64url): 96 characters that secret scanners can recognise by
 that are rejected by shape and checksum before any database access. Only the SHA-256 of the
 whole token is stored.
 
-A successor is *derived*: ``HMAC-SHA-512(successor_key, predecessor)``. The service can
-hand the same successor to a retry of the same refresh (the grace window) without ever
-storing a token, while a database dump alone yields nothing usable: the hashes cannot be
-inverted and the successor key lives only with the key-encryption key.
+Every token, a successor included, is 64 fresh random bytes: nothing stored or derivable
+from the KEK leads from a spent token to the live one. With a grace window, the successor
+is also kept for that window, *sealed* (:func:`seal_successor`): AES-256-GCM under
+``HMAC-SHA-256(grace_key, predecessor)``, where ``grace_key`` is derived from the KEK:
+opening it takes the predecessor token and the KEK together. The service erases it at the next rotation, when the session ends, or at the first garbage collection
+after the window.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ import hmac
 import os
 import zlib
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from jwtwarden.errors import InvalidRefreshToken, MalformedToken
 from jwtwarden.jose.b64 import b64url_decode, b64url_encode
 
 __all__ = [
     "PREFIX",
     "TOKEN_LENGTH",
-    "derive_successor",
     "new_refresh_token",
+    "open_successor",
     "refresh_token_hash",
+    "seal_successor",
     "validate_refresh_token",
 ]
 
@@ -48,10 +53,23 @@ def new_refresh_token() -> str:
     return _format(os.urandom(_RANDOM_BYTES))
 
 
-def derive_successor(token: str, successor_key: bytes) -> str:
-    """The token that follows ``token`` in its family (deterministic, keyed)."""
-    mac = hmac.new(successor_key, token.encode("ascii"), hashlib.sha512).digest()
-    return _format(mac[:_RANDOM_BYTES])
+def _grace_aead(predecessor: str, grace_key: bytes) -> AESGCM:
+    return AESGCM(hmac.new(grace_key, predecessor.encode("ascii"), hashlib.sha256).digest())
+
+
+_GRACE_AAD = b"jwtwarden grace successor v1"
+
+
+def seal_successor(successor: str, predecessor: str, grace_key: bytes) -> bytes:
+    """``successor``, readable again only with ``predecessor`` and ``grace_key`` (nonce + AES-GCM)."""
+    nonce = os.urandom(12)
+    return nonce + _grace_aead(predecessor, grace_key).encrypt(nonce, successor.encode("ascii"), _GRACE_AAD)
+
+
+def open_successor(sealed: bytes, predecessor: str, grace_key: bytes) -> str:
+    """The successor sealed for ``predecessor``; ``cryptography.exceptions.InvalidTag`` otherwise."""
+    plain = _grace_aead(predecessor, grace_key).decrypt(sealed[:12], sealed[12:], _GRACE_AAD)
+    return plain.decode("ascii")
 
 
 def validate_refresh_token(token: object) -> str:

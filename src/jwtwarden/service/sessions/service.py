@@ -9,10 +9,16 @@ Refreshing runs in one transaction, under a lock on the family row:
 3. a token already used is **reuse**: the family is revoked and its latest access token and
    session id are deny-listed (``refresh_reused``) — unless it is the immediate predecessor
    of the current token and was rotated less than ``grace_window`` seconds ago, in which
-   case the caller gets the *same* successor again (it is derived, not stored);
+   case the caller gets the *same* successor again (sealed for that window only: see
+   :mod:`~jwtwarden.service.sessions.refresh_tokens`);
 4. a token past its idle lifetime → ``refresh_expired`` (the family is revoked);
-5. otherwise the token is marked used, its successor inserted, the family advanced, and a
-   new access token issued — all or nothing.
+5. otherwise the token is marked used, its successor (64 fresh random bytes) inserted, the
+   family advanced, and a new access token issued — all or nothing.
+
+The session and refresh-token rows carry MACs under a key derived from the KEK
+(:mod:`~jwtwarden.service.sessions.subkeys`): a row written or changed without the KEK is
+an unknown token. Access tokens carry ``srh``, the subject's revocation handle, which is
+what "log out everywhere" publishes instead of the subject.
 
 Decisions that revoke something are committed before the error is raised, and every
 outcome is written to the ``jwtwarden.events`` log (never a token).
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import Connection
 
 from jwtwarden.errors import (
@@ -41,18 +48,20 @@ from jwtwarden.errors import (
 )
 from jwtwarden.issue import IssuedToken, Issuer
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
-from jwtwarden.revocation import Revocation, subject_key
+from jwtwarden.revocation import SUBJECT_HANDLE_CLAIM, Revocation
 from jwtwarden.service.config import Settings
 from jwtwarden.service.sessions.accounts import Accounts
 from jwtwarden.service.sessions.denylist import DenyList
 from jwtwarden.service.sessions.keyring import KeyRing
 from jwtwarden.service.sessions.refresh_tokens import (
     PREFIX,
-    derive_successor,
     new_refresh_token,
+    open_successor,
     refresh_token_hash,
+    seal_successor,
     validate_refresh_token,
 )
+from jwtwarden.service.sessions.subkeys import SessionKeys
 from jwtwarden.service.storage.db import Database
 from jwtwarden.service.storage.schema import client_assertions, families, refresh_tokens
 
@@ -61,7 +70,8 @@ Row = Mapping[Any, Any]  # a database row (RowMapping)
 __all__ = ["SessionService", "TokenPair"]
 
 events = logging.getLogger("jwtwarden.events")
-_SESSION_CLAIMS = frozenset({"sid", "scope"})  # bound to the family; never the caller's to set
+# bound to the family or the subject; never the caller's to set
+_SESSION_CLAIMS = frozenset({"sid", "scope", SUBJECT_HANDLE_CLAIM})
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,7 @@ class SessionService:
         denylist: DenyList,
         accounts: Accounts,
         *,
-        successor_key: bytes,
+        keys: SessionKeys,
         clock: Clock = system_clock,
     ) -> None:
         self._db = db
@@ -104,7 +114,8 @@ class SessionService:
         self._keyring = keyring
         self._denylist = denylist
         self._accounts = accounts
-        self._successor_key = successor_key
+        self._keys = keys
+        self._macs = keys.rows
         self._clock = clock
 
     # ---- creating sessions --------------------------------------------------------------
@@ -143,17 +154,26 @@ class SessionService:
         token_expires = min(now + self._settings.refresh_idle_lifetime, expires_at)
 
         def insert(conn: Connection) -> None:
+            family = {
+                "id": family_id, "subject": subject, "user_id": user_id, "scope": scope,
+                "claims": json.dumps(extra) if extra else None, "created_at": now,
+                "expires_at": expires_at, "client_id": client_id}
             conn.execute(families.insert().values(
-                id=family_id, subject=subject, user_id=user_id, scope=scope,
-                claims=json.dumps(extra) if extra else None, created_at=now, expires_at=expires_at,
-                generation=0, last_used_at=now, revoked_at=None, revoked_reason=None,
-                last_access_jti=access.jti, last_access_exp=access.exp, client_id=client_id))
-            conn.execute(refresh_tokens.insert().values(
-                token_hash=refresh_token_hash(token), family_id=family_id, generation=0,
-                created_at=now, expires_at=token_expires, used_at=None))
+                **family, mac=self._macs.family(family), generation=0, last_used_at=now,
+                revoked_at=None, revoked_reason=None, last_access_jti=access.jti,
+                last_access_exp=access.exp))
+            self._insert_token(conn, token, family_id, 0, now, token_expires)
 
         await self._db.run(insert)
         return self._pair(access, token, token_expires, now, family_id, subject, scope)
+
+    def _insert_token(
+        self, conn: Connection, token: str, family_id: str, generation: int, now: float,
+        expires_at: float,
+    ) -> None:
+        row = {"token_hash": refresh_token_hash(token), "family_id": family_id,
+               "generation": generation, "created_at": now, "expires_at": expires_at}
+        conn.execute(refresh_tokens.insert().values(**row, used_at=None, mac=self._macs.token(row)))
 
     def _issue(
         self, issuer: Issuer, subject: str, family_id: str, scope: str, extra: dict[str, Any],
@@ -161,7 +181,8 @@ class SessionService:
     ) -> IssuedToken:
         jitter = self._settings.access_jitter
         lifetime = self._settings.access_lifetime - (secrets.randbelow(jitter + 1) if jitter else 0)
-        claims: dict[str, Any] = {"sid": family_id, **extra}
+        claims: dict[str, Any] = {
+            "sid": family_id, SUBJECT_HANDLE_CLAIM: self._keys.subject_handle(subject), **extra}
         if scope:
             claims["scope"] = scope
         return issuer.issue_token(subject, claims, lifetime=lifetime)
@@ -181,9 +202,8 @@ class SessionService:
     async def refresh(self, token: str) -> TokenPair:
         """Rotate ``token`` (see the module docstring); raises a ``RefreshError`` subclass."""
         token = validate_refresh_token(token)
-        token_hash = refresh_token_hash(token)
-        successor = derive_successor(token, self._successor_key)
-        outcome = await self._db.run(lambda conn: self._rotate(conn, token_hash, successor))
+        successor = new_refresh_token()
+        outcome = await self._db.run(lambda conn: self._rotate(conn, token, successor))
         if isinstance(outcome, _Refused):
             await self._denylist.applied(outcome.revoked)
             events.info("refresh refused: %s (session %s)", outcome.error.code, outcome.family or "-",
@@ -192,8 +212,20 @@ class SessionService:
             raise outcome.error
         return outcome
 
-    def _rotate(self, conn: Connection, token_hash: bytes, successor: str) -> TokenPair | _Refused:
+    def _authentic(self, fam: Row | None, row: Row | None) -> bool:
+        """Whether a session row and one of its token rows carry valid MACs (else logged)."""
+        if fam is None or row is None:
+            return False
+        if self._macs.valid("family", fam) and self._macs.valid("token", row) and row["family_id"] == fam["id"]:
+            return True
+        events.error("integrity: a session or refresh-token row was written without the KEK; "
+                     "treated as unknown (session %s)", fam["id"],
+                     extra={"event": "integrity", "family": fam["id"]})
+        return False
+
+    def _rotate(self, conn: Connection, token: str, successor: str) -> TokenPair | _Refused:
         now = self._clock()
+        token_hash = refresh_token_hash(token)
         # Lock the family first, then read the token fresh: under PostgreSQL's READ COMMITTED
         # a concurrent rotation's used_at is visible once we hold the lock. (On SQLite the
         # whole transaction is serialised by BEGIN IMMEDIATE.)
@@ -207,20 +239,26 @@ class SessionService:
         row = conn.execute(
             sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
         ).mappings().one()
+        if not self._authentic(fam, row):
+            return _Refused(InvalidRefreshToken("unknown refresh token"), [])
         if fam["revoked_at"] is not None:
             return _Refused(RefreshRevoked(f"the session was revoked ({fam['revoked_reason']})"), [], fam["id"])
         if now >= fam["expires_at"]:
             revoked = self._revoke_family(conn, fam, "family_too_old", now)
             return _Refused(FamilyTooOld("the session reached its absolute lifetime; log in again"),
                             revoked, fam["id"])
+        grace = self._settings.grace_window
         if row["used_at"] is not None:
-            grace = self._settings.grace_window
             if (
                 grace > 0
                 and row["generation"] == fam["generation"] - 1
                 and now - row["used_at"] <= grace
             ):
-                return self._replay(conn, fam, successor, now)
+                if fam["grace_successor"] is not None:
+                    return self._replay(conn, fam, token, now)
+                # rotated while no grace window was configured (or before issue #16): there is
+                # no successor to give again, and a retry this recent is no sign of theft
+                return _Refused(RefreshReused("this refresh token was already used"), [], fam["id"])
             revoked = self._revoke_family(conn, fam, "refresh_reused", now)
             events.warning("refresh token reuse: family revoked",
                            extra={"event": "reuse_detected", "family": fam["id"]})
@@ -238,23 +276,29 @@ class SessionService:
             raise RuntimeError("refresh token changed under the family lock")
         generation = fam["generation"] + 1
         token_expires = min(now + self._settings.refresh_idle_lifetime, fam["expires_at"])
-        conn.execute(refresh_tokens.insert().values(
-            token_hash=refresh_token_hash(successor), family_id=fam["id"], generation=generation,
-            created_at=now, expires_at=token_expires, used_at=None))
+        self._insert_token(conn, successor, fam["id"], generation, now, token_expires)
         access = self._issue_for(fam, now)
+        # the grace copy: this rotation's successor replaces the previous one (whose token is
+        # no longer the immediate predecessor); none at all in strict mode
+        sealed = seal_successor(successor, token, self._keys.grace) if grace > 0 else None
         conn.execute(
             families.update().where(families.c.id == fam["id"]).values(
                 generation=generation, last_used_at=now,
-                last_access_jti=access.jti, last_access_exp=access.exp))
+                last_access_jti=access.jti, last_access_exp=access.exp,
+                grace_successor=sealed, grace_until=now + grace if sealed else None))
         return self._pair(access, successor, token_expires, now, fam["id"], fam["subject"], fam["scope"])
 
-    def _replay(self, conn: Connection, fam: Row, successor: str, now: float) -> TokenPair:
+    def _replay(self, conn: Connection, fam: Row, token: str, now: float) -> TokenPair | _Refused:
         """The grace rule: the caller gets the successor the first call got, and a new access token."""
-        current = conn.execute(
+        try:
+            successor = open_successor(bytes(fam["grace_successor"]), token, self._keys.grace)
+        except (InvalidTag, ValueError):
+            successor = None
+        current = None if successor is None else conn.execute(
             sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == refresh_token_hash(successor))
         ).mappings().first()
-        if current is None or current["used_at"] is not None:  # pragma: no cover - guarded by generation
-            raise RuntimeError("grace replay without an unused successor")
+        if successor is None or not self._authentic(fam, current) or current is None or current["used_at"] is not None:
+            return _Refused(InvalidRefreshToken("unknown refresh token"), [], fam["id"])
         access = self._issue_for(fam, now)
         conn.execute(families.update().where(families.c.id == fam["id"]).values(
             last_access_jti=access.jti, last_access_exp=access.exp))
@@ -270,7 +314,7 @@ class SessionService:
     def _revoke_family(self, conn: Connection, fam: Row, reason: str, now: float) -> list[Revocation]:
         conn.execute(families.update().where(
             families.c.id == fam["id"], families.c.revoked_at.is_(None)
-        ).values(revoked_at=now, revoked_reason=reason))
+        ).values(revoked_at=now, revoked_reason=reason, grace_successor=None, grace_until=None))
         return self._denylist.record(conn, self._family_revocations(fam, now))
 
     def _family_revocations(self, fam: Row, now: float) -> list[Revocation]:
@@ -342,7 +386,8 @@ class SessionService:
                 revoked += self._revoke_family(conn, fam, "logout_all", now)
             horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
             revoked += self._denylist.record(
-                conn, [Revocation("sub", subject_key(subject), horizon, cutoff=float(int(now)))])
+                conn, [Revocation("sub", self._keys.subject_handle(subject), horizon,
+                                  cutoff=float(int(now)))])
             return len(rows), revoked
 
         count, revoked = await self._db.run(work)
@@ -421,29 +466,35 @@ class SessionService:
         except InvalidRefreshToken:
             return {"active": False}
         now = self._clock()
-        row = await self._db.run(lambda conn: conn.execute(
-            sa.select(refresh_tokens, families.c.subject, families.c.revoked_at,
-                      families.c.expires_at.label("family_expires_at"), families.c.scope)
-            .join(families, families.c.id == refresh_tokens.c.family_id)
-            .where(refresh_tokens.c.token_hash == token_hash)).mappings().first(), write=False)
+
+        def read(conn: Connection) -> tuple[Row | None, Row | None]:
+            row = conn.execute(sa.select(refresh_tokens).where(
+                refresh_tokens.c.token_hash == token_hash)).mappings().first()
+            fam = None if row is None else conn.execute(sa.select(families).where(
+                families.c.id == row["family_id"])).mappings().first()
+            return fam, row
+
+        fam, row = await self._db.run(read, write=False)
         if (
-            row is None or row["used_at"] is not None or row["revoked_at"] is not None
-            or now >= row["expires_at"] or now >= row["family_expires_at"]
+            fam is None or row is None or not self._authentic(fam, row)
+            or row["used_at"] is not None or fam["revoked_at"] is not None
+            or now >= row["expires_at"] or now >= fam["expires_at"]
         ):
             return {"active": False}
         out: dict[str, Any] = {
-            "active": True, "token_type": "refresh_token", "sub": row["subject"],
+            "active": True, "token_type": "refresh_token", "sub": fam["subject"],
             "sid": row["family_id"], "iat": int(row["created_at"]), "exp": int(row["expires_at"]),
             "iss": self._settings.issuer,
         }
-        if row["scope"]:
-            out["scope"] = row["scope"]
+        if fam["scope"]:
+            out["scope"] = fam["scope"]
         return out
 
     # ---- housekeeping -------------------------------------------------------------------
 
     async def gc(self, *, batch: int = 1000) -> dict[str, int]:
-        """Delete expired refresh tokens, dead families and deny-list rows, in bounded batches."""
+        """Delete expired refresh tokens, dead families and deny-list rows, and erase grace-window
+        successors whose window has passed, in bounded batches."""
         now = self._clock()
         horizon = now - self._settings.access_lifetime - DEFAULT_LEEWAY
 
@@ -475,9 +526,17 @@ class SessionService:
                         [tuple(k) for k in keys])))
             return len(keys)
 
-        counts = {"refresh_tokens": 0, "families": 0, "client_assertions": 0}
+        def grace_copies(conn: Connection) -> int:
+            ids = [r[0] for r in conn.execute(
+                sa.select(families.c.id).where(families.c.grace_until <= now).limit(batch))]
+            if ids:
+                conn.execute(families.update().where(families.c.id.in_(ids))
+                             .values(grace_successor=None, grace_until=None))
+            return len(ids)
+
+        counts = {"refresh_tokens": 0, "families": 0, "grace_copies": 0, "client_assertions": 0}
         for name, step in (("refresh_tokens", tokens), ("families", dead_families),
-                           ("client_assertions", assertions)):
+                           ("grace_copies", grace_copies), ("client_assertions", assertions)):
             while True:
                 done = await self._db.run(step)
                 counts[name] += done

@@ -6,12 +6,22 @@ connection: :meth:`~Database.transaction` for every state change (``BEGIN IMMEDI
 SQLite, serialised in process so writers never spin on SQLite's busy handler) and
 :meth:`~Database.read`. Connection failures become
 :class:`~jwtwarden.errors.TemporarilyUnavailable`, which the HTTP layer answers with 503.
+
+An SQLite database file is created before SQLite opens it, exclusively, without following
+a symbolic link and with mode 0600 (SQLite gives the ``-wal``, ``-shm`` and ``-journal``
+files it creates the database file's mode), whoever opens it first: ``serve``, ``users
+add`` or any other command. Existing files of another user are refused; existing files of
+ours that others could read are made 0600. :func:`private_directory` does the same for the
+data directory (0700).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from jwtwarden.errors import TemporarilyUnavailable
 
-__all__ = ["Database", "database_url"]
+__all__ = ["Database", "UnsafeFileError", "database_url", "private_directory"]
+
+log = logging.getLogger("jwtwarden.storage")
 
 T = TypeVar("T")
 
@@ -42,6 +54,59 @@ def _statement_error(error: BaseException) -> bool:
     orig = getattr(error, "orig", None)
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return isinstance(state, str) and state[:2] in ("22", "23")
+
+
+class UnsafeFileError(ValueError):
+    """A file or directory of the service's data belongs to another user or is not what it should be."""
+
+
+def _ours(path: Path, info: os.stat_result) -> None:
+    if info.st_uid != os.geteuid():
+        raise UnsafeFileError(
+            f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}): run "
+            "jwtwarden as the user that owns the data, or fix the ownership")
+
+
+def _tighten(path: Path, info: os.stat_result, bits: int) -> None:
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        os.chmod(path, bits)
+        log.warning("%s was readable by others (mode %04o); it is now %04o", path, mode, bits)
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` with mode 0700, or make sure the existing one is ours, and make it 0700."""
+    try:
+        path.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    else:
+        os.chmod(path, 0o700)  # whatever the umask
+        return
+    info = path.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeFileError(f"{path} is not a directory")
+    _ours(path, info)
+    _tighten(path, info, 0o700)
+
+
+def _private_sqlite_file(database: str) -> None:
+    """Create the database file 0600 (exclusive, no-follow) or check the existing files."""
+    path = Path(database)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except (FileExistsError, FileNotFoundError, PermissionError):
+        pass  # exists (checked below), or SQLite will say why it cannot create it
+    else:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.close(fd)
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        try:
+            info = os.stat(path.with_name(name))
+        except FileNotFoundError:
+            continue
+        _ours(path.with_name(name), info)
+        _tighten(path.with_name(name), info, 0o600)
 
 
 def database_url(url: str | None, data_dir: Path) -> str:
@@ -90,6 +155,8 @@ class Database:
         self._write_lock: asyncio.Lock | None = None
         self._sync_engine: sa.Engine | None = None
         if backend == "sqlite":
+            if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+                _private_sqlite_file(parsed.database)
             self._write_lock = asyncio.Lock()
             _sqlite_discipline(self.engine.sync_engine)
             # A whole unit of work in one worker-thread hop: aiosqlite pays several hops

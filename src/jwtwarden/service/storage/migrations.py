@@ -145,10 +145,29 @@ def _g_client_grants_and_assertion_jtis(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _c_row_macs_and_sealed_grace_successors(conn: Connection) -> None:
+    """Issue #16: a MAC column on sessions, refresh tokens and signing keys, and a session's
+    sealed grace-window successor (with its deadline, indexed for garbage collection). Existing
+    rows get their MACs (and signing keys their new wrapping) when the service first starts
+    with the KEK: see ``KeyRing.check_kek``."""
+    binary = sa.LargeBinary().compile(dialect=conn.dialect)
+    double = sa.Double().compile(dialect=conn.dialect)
+    for table, column, kind in (
+        ("families", "mac", binary),
+        ("refresh_tokens", "mac", binary),
+        ("families", "grace_successor", binary),
+        ("families", "grace_until", double),
+        ("signing_keys", "mac", binary),
+    ):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+    conn.execute(sa.text("CREATE INDEX ix_families_grace_until ON families (grace_until)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "expiry indexes and session client", _expiry_indexes_and_session_client),
     Migration(3, "g_client grants and assertion jtis", _g_client_grants_and_assertion_jtis),
+    Migration(4, "c_row macs and sealed grace successors", _c_row_macs_and_sealed_grace_successors),
 )
 
 

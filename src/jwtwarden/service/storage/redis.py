@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from jwtwarden.errors import RevocationUnavailable
 from jwtwarden.policy import Clock, system_clock
-from jwtwarden.revocation import Revocation, RevocationSet, subject_key
+from jwtwarden.revocation import Revocation, RevocationSet, subject_revocation_key
 
 __all__ = ["CHANNEL", "KEY_PREFIX", "RedisRevocations"]
 
@@ -107,9 +107,9 @@ class RedisRevocations:
     async def check_remote(self, claims: Mapping[str, Any]) -> bool:
         """Whether Redis holds a revocation covering these claims (one MGET)."""
         keys = [_key("jti", str(claims.get("jti"))), _key("sid", str(claims.get("sid")))]
-        sub = claims.get("sub")
-        if isinstance(sub, str):
-            keys.append(_key("sub", subject_key(sub)))
+        sub = subject_revocation_key(claims)
+        if sub is not None:
+            keys.append(_key("sub", sub))
         try:
             values = await self._client.mget(keys)
         except (RedisError, OSError) as error:

@@ -3,8 +3,11 @@
 The database is created and upgraded only by :mod:`jwtwarden.service.storage.migrations`; these
 definitions describe what the last migration leaves behind (a test checks they agree).
 Times are Unix seconds as double precision; secrets are never stored: refresh tokens as
-SHA-256 hashes, client secrets as SHA-256 hashes, passwords as argon2id hashes, private
-keys encrypted under the key-encryption key.
+SHA-256 hashes, client secrets as an HMAC (keyed from the KEK) of their SHA-256, passwords
+as argon2id hashes, private keys encrypted under a key derived from the key-encryption key.
+``mac`` columns authenticate the rows that decide what a token may say
+(:mod:`jwtwarden.service.sessions.subkeys`); ``families.grace_successor`` is the session's
+latest successor, sealed, during the grace window only (:mod:`jwtwarden.service.sessions.refresh_tokens`).
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ families = sa.Table(
     sa.Column("last_access_jti", sa.Text, nullable=True),
     sa.Column("last_access_exp", sa.Double, nullable=True),
     sa.Column("client_id", sa.Text, nullable=True),  # migration 2
+    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 3 (c_)
+    sa.Column("grace_successor", sa.LargeBinary, nullable=True),
+    sa.Column("grace_until", sa.Double, nullable=True, index=True),
 )
 
 refresh_tokens = sa.Table(
@@ -98,6 +104,7 @@ refresh_tokens = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("expires_at", sa.Double, nullable=False, index=True),  # idle lifetime
     sa.Column("used_at", sa.Double, nullable=True),
+    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 3 (c_)
 )
 
 revocations = sa.Table(
@@ -124,6 +131,7 @@ signing_keys = sa.Table(
     sa.Column("retire_at", sa.Double, nullable=True),
     sa.Column("remove_at", sa.Double, nullable=True),
     sa.Column("revoked_at", sa.Double, nullable=True),
+    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 3 (c_)
 )
 
 meta = sa.Table(
