@@ -149,6 +149,39 @@ async def test_a_database_writer_cannot_widen_a_clients_permissions(
                 await state.accounts.authenticate_client(viewer.id, secret, permission)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"grants": "client_credentials refresh_token"}, {"scope": "read write admin"},
+     {"audience": "billing"}],
+)
+async def test_a_database_writer_cannot_widen_an_oauth_client(
+    tmp_path: Path, change: dict[str, str],
+) -> None:
+    async with service_state(make_settings(tmp_path)) as state:
+        worker, secret = await state.accounts.add_client(
+            "worker", grants={"client_credentials"}, scope="read", audience="api")
+        await state.accounts.authenticate_client(worker.id, secret, None)
+        clients = schema.clients
+        await write(state, clients.update().where(clients.c.id == worker.id).values(**change))
+        with pytest.raises(errors.InvalidCredentials):
+            await state.accounts.authenticate_client(worker.id, secret, None)
+
+
+async def test_a_database_writer_cannot_swap_a_private_key_jwt_clients_keys(tmp_path: Path) -> None:
+    from jwtwarden import KeySet
+
+    registered, attacker = KeySet.generate("ES256"), KeySet.generate("ES256")
+    async with service_state(make_settings(tmp_path)) as state:
+        client = await state.accounts.add_client_with_keys(
+            "signer", grants={"client_credentials"},
+            jwks=json.dumps(registered.public().to_jwks()))
+        assert await state.accounts.get_client(client.id) is not None
+        clients = schema.clients
+        await write(state, clients.update().where(clients.c.id == client.id)
+                    .values(jwks=json.dumps(attacker.public().to_jwks())))
+        assert await state.accounts.get_client(client.id) is None
+
+
 # ---- signing keys ---------------------------------------------------------------------------------
 
 
