@@ -1,5 +1,6 @@
 """A FastAPI resource server: GET /hello answers the token's subject.
 
+    pip install jwtwarden fastapi uvicorn
     JWTWARDEN_JWKS_URL=https://auth.example.com/.well-known/jwks.json \\
     JWTWARDEN_ISSUER=https://auth.example.com JWTWARDEN_AUDIENCE=api.example.com \\
     uvicorn --app-dir examples fastapi_resource:app

@@ -1,8 +1,12 @@
 """A Flask resource server: GET /hello answers the token's subject.
 
+    pip install jwtwarden flask
     JWTWARDEN_JWKS_URL=https://auth.example.com/.well-known/jwks.json \\
     JWTWARDEN_ISSUER=https://auth.example.com JWTWARDEN_AUDIENCE=api.example.com \\
-    gunicorn --chdir examples flask_resource:app      # or any WSGI server
+    flask --app examples/flask_resource.py run
+
+``flask run`` is Flask's development server; in production put ``app`` behind any WSGI
+server you install (gunicorn, uWSGI, waitress...).
 """
 
 from flask import Flask

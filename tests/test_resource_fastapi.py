@@ -107,7 +107,7 @@ def test_an_expired_token_is_401_invalid_token(app: FastAPI) -> None:
 def test_a_malformed_token_is_401_invalid_token(app: FastAPI) -> None:
     response = get(app, "/hello", "a.b.c")
     assert response.status_code == 401
-    assert response.json()["detail"]["error"] == "invalid_token"
+    assert response.json() == {"error": "invalid_token", "error_description": "The access token is malformed"}
 
 
 def test_a_token_for_another_audience_is_401(app: FastAPI) -> None:

@@ -7,7 +7,12 @@ random ``jti``, and the header ``alg``, ``kid`` and ``typ``. It refuses:
   (``ValueError``);
 - a registered claim in ``claims`` (they are the issuer's to set; ``ValueError``);
 - a claim the payload linter flags as sensitive, unless that claim is allowed by name
-  (:class:`~jwtwarden.errors.SensitiveClaim`).
+  (:class:`~jwtwarden.errors.SensitiveClaim`);
+- anything a :class:`~jwtwarden.Verifier` would refuse, so that every token it issues
+  verifies (``ValueError``): claims nested deeper than the strict parser's limit
+  (:data:`~jwtwarden.jose.strict_json.MAX_DEPTH`, the payload object counting as 1), a
+  string or member name with a lone UTF-16 surrogate (not UTF-8), a member name that is not
+  a string, and a token longer than ``max_token_size`` (default 8192, the verifier's default).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from typing import Any, NamedTuple
 
 from jwtwarden.errors import SensitiveClaim
 from jwtwarden.jose.b64 import b64url_encode
-from jwtwarden.jose.jws import encode_header
-from jwtwarden.jose.strict_json import dumps
+from jwtwarden.jose.jws import DEFAULT_MAX_TOKEN_SIZE, encode_header
+from jwtwarden.jose.strict_json import MAX_DEPTH, dumps
 from jwtwarden.keys import Key, KeySet
 from jwtwarden.lint import lint_claims
 from jwtwarden.policy import (
@@ -55,15 +60,62 @@ def _members(claims: Mapping[str, Any]) -> str:
     strict encoder, which refuses NaN, infinities and non-JSON types.
     """
     parts = []
-    for name, value in claims.items():
-        write = _SCALARS.get(type(value))
-        if write is None or type(name) is not str:
-            try:
+    try:
+        for name, value in claims.items():
+            write = _SCALARS.get(type(value))
+            if write is None or type(name) is not str:
                 return dumps(dict(claims)).decode("ascii")[1:-1]
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"claims must be JSON-serialisable: {exc}") from None
-        parts.append(f"{_json_string(name)}:{write(value)}")
+            parts.append(f"{_json_string(name)}:{write(value)}")
+    except (TypeError, ValueError) as exc:  # not JSON, NaN, an int past Python's digit limit
+        raise ValueError(f"claims must be JSON-serialisable: {exc}") from None
     return ",".join(parts)
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogate), as the verifier requires."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_verifiable(claims: Mapping[str, Any]) -> None:
+    """Refuse claims whose JSON the strict parser (and so every verifier) would refuse.
+
+    One pass over the structure, without recursion: member names must be strings, every
+    string must be UTF-8 (no lone surrogate), and containers may nest at most
+    ``MAX_DEPTH`` levels, the payload object being the first. The walk stops at the first
+    container past the limit, so a self-referencing structure ends here too.
+    """
+    stack: list[tuple[Any, int]] = [(claims, 1)]
+    while stack:
+        value, depth = stack.pop()
+        members: Iterable[tuple[Any, Any]]
+        if isinstance(value, Mapping):
+            members = value.items()
+        elif isinstance(value, list | tuple):
+            members = enumerate(value)
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise ValueError(
+                f"claims are nested deeper than {MAX_DEPTH - 1} levels, the most a verifier "
+                "accepts")
+        is_object = isinstance(value, Mapping)
+        for name, item in members:
+            if is_object:
+                if type(name) is not str:
+                    raise ValueError("claim names and object member names must be strings")
+                if not _utf8(name):
+                    raise ValueError("a claim name has a lone surrogate (text must be UTF-8)")
+            if isinstance(item, str):
+                if not _utf8(item):
+                    raise ValueError("a claim value has a lone surrogate (text must be UTF-8)")
+            elif isinstance(item, Mapping | list | tuple):
+                stack.append((item, depth + 1))
 
 
 def _new_jti() -> str:
@@ -109,6 +161,7 @@ class Issuer:
         "_key",
         "_lifetime",
         "_max_lifetime",
+        "_max_size",
         "_prefix",
         "_sign",
     )
@@ -124,15 +177,19 @@ class Issuer:
         typ: str = "at+jwt",
         allowed_claims: Iterable[str] = (),
         clock: Clock = system_clock,
+        max_token_size: int = DEFAULT_MAX_TOKEN_SIZE,
         unsafe_allow_long_lifetime: bool = False,
     ) -> None:
         key = keys if isinstance(keys, Key) else keys.signing_key(kid)
         if not key.is_private:
             raise ValueError("the issuer needs a private key (or an HMAC secret)")
-        if not isinstance(issuer, str) or not issuer:
-            raise ValueError("issuer must be a non-empty string")
-        if not isinstance(typ, str) or not typ:
-            raise ValueError("typ must be a non-empty string")
+        if not isinstance(issuer, str) or not issuer or not _utf8(issuer):
+            raise ValueError("issuer must be a non-empty UTF-8 string")
+        if not isinstance(typ, str) or not typ or not _utf8(typ):
+            raise ValueError("typ must be a non-empty UTF-8 string")
+        if type(max_token_size) is not int or max_token_size < 64:
+            raise ValueError("max_token_size is too small for any JWT")
+        self._max_size = max_token_size
         self._max_lifetime = math.inf if unsafe_allow_long_lifetime else MAX_LIFETIME
         self._lifetime = self._check_lifetime(lifetime)
         self._key = key
@@ -168,12 +225,11 @@ class Issuer:
 
     @staticmethod
     def _audience_claim(audience: str | Iterable[str]) -> str | list[str]:
-        if isinstance(audience, str):
-            string_set(audience, "audience")
-            return audience
-        values = list(audience)
+        values = [audience] if isinstance(audience, str) else list(audience)
         string_set(values, "audience")
-        return values[0] if len(values) == 1 else values
+        if not all(_utf8(value) for value in values):
+            raise ValueError("audience must be UTF-8 text")
+        return audience if isinstance(audience, str) else values[0] if len(values) == 1 else values
 
     def issue(
         self,
@@ -187,8 +243,9 @@ class Issuer:
         """A signed compact JWT for ``subject`` with the extra ``claims``.
 
         Raises ``ValueError`` for a bad subject, lifetime or a registered claim in
-        ``claims``, and :class:`~jwtwarden.errors.SensitiveClaim` for a flagged claim that
-        neither ``allowed_claims`` nor ``allow_sensitive`` names.
+        ``claims``, claims no verifier would accept (too deep, not UTF-8, a token over
+        ``max_token_size``), and :class:`~jwtwarden.errors.SensitiveClaim` for a flagged claim
+        that neither ``allowed_claims`` nor ``allow_sensitive`` names.
         """
         return self.issue_token(
             subject, claims, lifetime=lifetime, audience=audience, allow_sensitive=allow_sensitive
@@ -204,8 +261,8 @@ class Issuer:
         allow_sensitive: Iterable[str] = (),
     ) -> IssuedToken:
         """Like :meth:`issue`, and also return the ``jti``, ``iat`` and ``exp`` it set."""
-        if type(subject) is not str or not subject:
-            raise ValueError("subject must be a non-empty string")
+        if type(subject) is not str or not subject or not _utf8(subject):
+            raise ValueError("subject must be a non-empty UTF-8 string")
         now = int(self._clock())
         exp = now + (self._lifetime if lifetime is None else self._check_lifetime(lifetime))
         # The payload is written as text around a constant prefix: the same JSON a dict would
@@ -220,12 +277,17 @@ class Issuer:
             body += "}"
         signing_input = f"{self._header_segment}.{b64url_encode(body.encode('ascii'))}"
         token = f"{signing_input}.{b64url_encode(self._sign(signing_input.encode('ascii')))}"
+        if len(token) > self._max_size:
+            raise ValueError(
+                f"the token would be {len(token)} characters, over the {self._max_size} a "
+                "verifier accepts: send fewer or shorter claims")
         return IssuedToken(token, jti, now, exp)
 
     def _prefix_for(self, audience: str | list[str]) -> str:
         return '{"iss":' + _json_string(self._issuer) + ',"aud":' + dumps(audience).decode("ascii")
 
     def _check_claims(self, claims: Mapping[str, Any], allow_sensitive: Iterable[str]) -> None:
+        _check_verifiable(claims)  # first: the linter must not walk what no verifier would parse
         if not REGISTERED_CLAIMS.isdisjoint(claims):
             raise ValueError(
                 f"{sorted(REGISTERED_CLAIMS.intersection(claims))} are set by the issuer; "

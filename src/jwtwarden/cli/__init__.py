@@ -14,8 +14,36 @@ from jwtwarden.cli.tokens import issue, verify
 
 __all__ = ["main"]
 
+EXTRA_OF_MODULE = {
+    # the token service: pip install 'jwtwarden[server]'
+    **dict.fromkeys(("fastapi", "starlette", "pydantic", "pydantic_core", "uvicorn", "sqlalchemy",
+                     "aiosqlite", "greenlet", "argon2", "_argon2_cffi_bindings"), "server"),
+    "asyncpg": "postgres",
+    "redis": "redis",
+    "fastapi_offline": "docs",
+}
+"""The extra that brings each optional module a command may need."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _Commands(click.Group):
+    """A library-only install has no token service: a command that needs it says which
+    ``pip install`` line brings it, in one line, instead of a ModuleNotFoundError traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as error:
+            extra = EXTRA_OF_MODULE.get((error.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            command = " ".join(["jwtwarden", *filter(None, [ctx.invoked_subcommand])])
+            click.echo(f"error: {command} needs the '{extra}' extra, which is not installed "
+                       f"(no module {error.name}): pip install 'jwtwarden[{extra}]'", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Commands,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="jwtwarden")
 def main() -> None:
     """jwtwarden: secure-by-default JSON Web Tokens.

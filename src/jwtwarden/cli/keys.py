@@ -14,6 +14,7 @@ from jwtwarden.cli.service import service_settings, settings_option, with_state
 from jwtwarden.errors import JWTError
 from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.keys import Key, KeySet
+from jwtwarden.service.config import SERVICE_ALGORITHMS
 
 __all__ = ["keys"]
 
@@ -81,7 +82,7 @@ def list_keys(config_file: Path | None) -> None:
         return state.keyring.keys()  # type: ignore[no-any-return]
 
     now = time.time()
-    for k in with_state(service_settings(config_file), job):
+    for k in with_state(service_settings(config_file), job, read_only=True):
         click.echo(f"{k.kid}\t{k.alg}\t{k.state(now)}\tpublish {_when(now, k.publish_at)}\t"
                    f"activate {_when(now, k.activate_at)}\tretire {_when(now, k.retire_at)}\t"
                    f"remove {_when(now, k.remove_at)}")
@@ -171,4 +172,9 @@ def _load_private_key(file: Path, alg: str | None, kid: str | None) -> Key:
         raise click.BadParameter(message, param_hint="FILE") from None
     if not key.is_private:
         raise click.BadParameter("this is a public key; the service needs the private key", param_hint="FILE")
+    if key.alg not in SERVICE_ALGORITHMS:
+        raise click.BadParameter(
+            f"{key.alg} is an HMAC key: the token service publishes its keys in a JWKS for "
+            f"resource servers, so it signs with {', '.join(SERVICE_ALGORITHMS)} only",
+            param_hint="FILE")
     return key

@@ -48,9 +48,11 @@ settings_option = click.option(
 
 
 @asynccontextmanager
-async def _open(settings: Settings) -> AsyncIterator[Any]:
+async def _open(settings: Settings, *, read_only: bool = False) -> AsyncIterator[Any]:
     from jwtwarden.service.app import build_state  # the server extra, imported on use
 
+    if read_only:
+        await _require_existing_store(settings)
     state = await build_state(settings)
     try:
         yield state
@@ -58,11 +60,46 @@ async def _open(settings: Settings) -> AsyncIterator[Any]:
         await state.close()
 
 
-def with_state(settings: Settings, job: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``job(state)`` against the service's database; errors become clean exits."""
+async def _require_existing_store(settings: Settings) -> None:
+    """A read-only command must not create a data directory, a database, a KEK and a key
+    where there was nothing (a command run in the wrong directory): say so instead."""
+    import sqlalchemy as sa
+
+    from jwtwarden.service.config import mask_url
+    from jwtwarden.service.storage.db import Database, database_url
+    from jwtwarden.service.storage.migrations import applied_versions
+
+    url = database_url(settings.database_url, settings.data_dir)
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or ":memory:")
+        if path.name == ":memory:" or not path.is_file():
+            where = (f"{settings.data_dir.resolve()} (JWTWARDEN_DATA_DIR)" if settings.sqlite_default
+                     else f"{path} (JWTWARDEN_DATABASE_URL)")
+            raise click.ClickException(
+                f"no token service data in {where}: run this where the service keeps its data, "
+                "or point JWTWARDEN_DATA_DIR / --config at it")
+        return
+    db = Database(url, pool_size=1, max_overflow=0, pool_timeout=settings.db_pool_timeout)
+    try:
+        versions = await applied_versions(db)
+    finally:
+        await db.dispose()
+    if not versions:
+        raise click.ClickException(
+            f"the database {mask_url(settings.database_url or url)} holds no token service data "
+            "(JWTWARDEN_DATABASE_URL): nothing to read")
+
+
+def with_state(settings: Settings, job: Callable[[Any], Awaitable[T]], *, read_only: bool = False) -> T:
+    """Run ``job(state)`` against the service's database; errors become clean exits.
+
+    ``read_only``: the command only reads, so a missing data directory or an empty database
+    is an error (exit 1) instead of being created.
+    """
 
     async def main() -> T:
-        async with _open(settings) as state:
+        async with _open(settings, read_only=read_only) as state:
             return await job(state)
 
     try:
@@ -87,7 +124,9 @@ def serve(config_file: Path | None, host: str | None, port: int | None, log_leve
     """Run the token service (FastAPI on uvicorn).
 
     On first start it creates the data directory, the SQLite database (or migrates the
-    configured one) and an ES256 signing key. OpenAPI docs are at /docs.
+    configured one) and an ES256 signing key. Without JWTWARDEN_ISSUER the issuer is
+    http://HOST:PORT of the address it binds (loopback only). The OpenAPI document is at
+    /openapi.json; JWTWARDEN_DOCS=1 adds the interactive docs at /docs and /redoc.
 
     \b
     Example:
@@ -106,10 +145,39 @@ def serve(config_file: Path | None, host: str | None, port: int | None, log_leve
     # the event log (logins, refusals with their reason, reuse, logouts) and warnings go to
     # stderr next to uvicorn's access log; tokens and secrets are never logged
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+    try:
+        app = create_app(settings)
+    except ConfigError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+    logging.getLogger("jwtwarden.service").info(
+        "issuer %s (tokens, metadata and jwks_uri name it; resource servers must expect it)",
+        settings.issuer)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=log_level,
         server_header=False, proxy_headers=settings.trust_proxy_headers,
     )
+    _run_until_stopped(app, config)
+
+
+def _run_until_stopped(app: Any, config: Any) -> None:
+    """uvicorn's server, which on the stop signal also ends the revocation feed's long-polls:
+    uvicorn waits for open requests before it stops, and a long-poll waits up to 25 s."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def startup(self, sockets: Any = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().startup(sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            state = getattr(app.state, "jwtwarden", None)
+            if self.loop is not None and state is not None:
+                self.loop.call_soon_threadsafe(state.end_long_polls)
+
+    Server(config).run()
 
 
 # ---- config ---------------------------------------------------------------------------------
@@ -193,7 +261,7 @@ def users_list(config_file: Path | None) -> None:
     Example:
       jwtwarden users list
     """
-    for user in with_state(service_settings(config_file), lambda s: s.accounts.list_users()):
+    for user in with_state(service_settings(config_file), lambda s: s.accounts.list_users(), read_only=True):
         state = "disabled" if user.disabled else "active"
         click.echo(f"{user.username}\t{user.id}\t{state}\t{user.scope}")
 
@@ -343,7 +411,8 @@ def clients_list(config_file: Path | None) -> None:
     Example:
       jwtwarden clients list
     """
-    for client in with_state(service_settings(config_file), lambda s: s.accounts.list_clients()):
+    for client in with_state(service_settings(config_file), lambda s: s.accounts.list_clients(),
+                             read_only=True):
         rights = " ".join([*sorted(client.permissions), *sorted(client.grants)])
         click.echo(f"{client.name}\t{client.id}\t{rights}\t{client.auth_method}\t{client.scope}")
 

@@ -40,14 +40,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from jwtwarden.errors import (
-    Expired,
+    ClaimError,
     InsufficientScope,
     InvalidRequest,
     JWKSUnavailable,
     JWTError,
     MissingToken,
     RevocationUnavailable,
-    Revoked,
 )
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
 from jwtwarden.resource.feed_client import RevocationCheck, RevocationFeed, default_feed_url
@@ -208,9 +207,46 @@ class Denial:
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
             503: "Service Unavailable"}
 _DESCRIPTIONS = {
-    Expired: "The access token expired",
-    Revoked: "The access token has been revoked",
+    # error code -> what the client is told (RFC 6750 section 3 error_description): fixed
+    # text, never the token, a key or an internal message
+    "malformed": "The access token is malformed",
+    "token_too_large": "The access token is too large",
+    "unsupported_header": "The access token has a header parameter that is not accepted",
+    "alg_not_allowed": "The access token's algorithm is not accepted",
+    "unknown_key": "The access token is signed with an unknown key",
+    "bad_signature": "The access token's signature is invalid",
+    "missing_claim": "The access token lacks a required claim",
+    "invalid_claim": "The access token has an invalid claim",
+    "expired": "The access token expired",
+    "not_yet_valid": "The access token is not valid yet",
+    "issued_in_future": "The access token is issued in the future",
+    "bad_issuer": "The access token is from another issuer",
+    "bad_audience": "The access token is not meant for this audience",
+    "bad_type": "The access token is not an access token (typ)",
+    "revoked": "The access token has been revoked",
 }
+_CLAIM_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
+
+
+def _description(error: JWTError) -> str:
+    """The safe description of a refused token; a claim error names its claim (a name from
+    this server's own policy, such as ``exp`` or a required claim)."""
+    text = _DESCRIPTIONS.get(error.code, "The access token is invalid")
+    claim = getattr(error, "claim", None)
+    if isinstance(error, ClaimError) and isinstance(claim, str) and _CLAIM_NAME.fullmatch(claim) \
+            and error.code in ("malformed", "missing_claim", "invalid_claim"):
+        text += f" ({claim})"
+    return text
+
+
+def _log_refusal(status: int, code: str, claim: object = None) -> None:
+    """Operators learn why each request was refused: the stable code, in the message and as
+    structured fields (``event``, ``reason``, ``status``), at INFO; never the token."""
+    if log.isEnabledFor(logging.INFO):
+        extra = {"event": "token_refused", "reason": code, "status": status}
+        if isinstance(claim, str) and _CLAIM_NAME.fullmatch(claim):
+            extra["claim"] = claim
+        log.info("refused a request: %s (HTTP %d)", code, status, extra=extra)
 
 
 def _quoted(value: str) -> str:
@@ -390,12 +426,20 @@ class ResourceServer:
             raise InsufficientScope(frozenset(), roles)
 
     def denial(self, error: BaseException) -> Denial:
-        """The RFC 6750 answer for ``error`` (any exception; unexpected ones fail closed, 503)."""
+        """The RFC 6750 answer for ``error`` (any exception; unexpected ones fail closed, 503).
+
+        The answer says why in a fixed ``error_description`` (in the body and in
+        ``WWW-Authenticate``); the log gets the stable code at INFO
+        (``jwtwarden.resource`` logger, ``extra={"event": "token_refused", "reason": code}``).
+        """
         if isinstance(error, MissingToken):
+            _log_refusal(401, error.code)
             return self._deny(401, None, "An access token is required", "unauthorized")
         if isinstance(error, InvalidRequest):
+            _log_refusal(400, error.code)
             return self._deny(400, "invalid_request", "The request is malformed")
         if isinstance(error, InsufficientScope):
+            _log_refusal(403, error.code)
             if error.scopes:
                 return self._deny(403, "insufficient_scope", "The access token lacks a scope",
                                   scope=" ".join(sorted(error.scopes)))
@@ -406,11 +450,8 @@ class ResourceServer:
             retry = self._feed.retry_after() if self._feed is not None else 5
             return self._unavailable(retry, error.code)
         if isinstance(error, JWTError):
-            description = next(
-                (text for cls, text in _DESCRIPTIONS.items() if isinstance(error, cls)),
-                "The access token is invalid",
-            )
-            return self._deny(401, "invalid_token", description)
+            _log_refusal(401, error.code, getattr(error, "claim", None))
+            return self._deny(401, "invalid_token", _description(error))
         log.error("unexpected %s while checking a bearer token", type(error).__name__)
         return self._unavailable(5, "internal")
 

@@ -12,12 +12,13 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import email.message
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
@@ -34,6 +35,7 @@ from jwtwarden.errors import (
     InvalidCredentials,
     InvalidRequest,
     JWTError,
+    MalformedToken,
     RateLimited,
     RefreshError,
     SensitiveClaim,
@@ -41,9 +43,11 @@ from jwtwarden.errors import (
     UnsupportedGrantType,
 )
 from jwtwarden.errors import OAuthError as OAuthRefusal
+from jwtwarden.jose.strict_json import parse_object
 from jwtwarden.policy import Claims, Clock, system_clock
 from jwtwarden.service import cookies
 from jwtwarden.service.config import Settings
+from jwtwarden.service.docs import docs_routes
 from jwtwarden.service.ratelimit import FailureLimiter
 from jwtwarden.service.sessions.accounts import ASSERTION_ALGORITHMS, Accounts
 from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
@@ -80,8 +84,24 @@ class ServiceState:
     address_limiter: FailureLimiter
     grants: TokenGrants
     session_keys: SessionKeys
+    _long_poll_ender: asyncio.Task[None] | None = None
+
+    def end_long_polls(self) -> None:
+        """The server is stopping: answer every open long-poll of the revocation feed now, and
+        any that starts until the state closes, instead of holding shutdown for their wait
+        (up to 25 s). Their clients get an ordinary answer and poll again elsewhere."""
+        if self._long_poll_ender is None:
+            self._long_poll_ender = asyncio.get_running_loop().create_task(self._wake_feed())
+
+    async def _wake_feed(self) -> None:
+        while True:
+            self.denylist._wake()  # every waiter returns what it has, at once
+            await asyncio.sleep(0.05)  # a poll that arrived in between waits no longer
 
     async def close(self) -> None:
+        if self._long_poll_ender is not None:
+            self._long_poll_ender.cancel()
+            await asyncio.gather(self._long_poll_ender, return_exceptions=True)
         if self.denylist.redis is not None:
             await self.denylist.redis.stop()
         await self.db.dispose()
@@ -252,8 +272,26 @@ class _Refused(Exception):
         self.response = response
 
 
+def _is_json(content_type: str) -> bool:
+    """Whether FastAPI parses a body of this type as JSON (its own test, kept in step)."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, before they are read whole."""
+    """Refuse request bodies over ``limit`` bytes with 413, before they are read whole; and
+    refuse JSON bodies that are not strict JSON with 400, before any endpoint sees them.
+
+    Strict is what tokens get (:func:`jwtwarden.jose.strict_json.parse_object`): one UTF-8
+    object, unique member names at every depth, no lone surrogate, no NaN, bounded nesting.
+    ``{"username": "guest", "username": "alice"}`` is therefore refused, where plain
+    ``json.loads`` (and so FastAPI) would quietly keep the last one. Every JSON endpoint is
+    covered, present and future: FastAPI parses the same body again after this check.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -263,11 +301,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        json_body = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
                 response = oauth_error(413, "invalid_request", "request body too large")
                 await response(scope, receive, send)
                 return
+            if name == b"content-type" and _is_json(value.decode("latin-1")):
+                json_body = True
+        if json_body:
+            await self._strict_json(scope, receive, send)
+            return
         seen = 0
 
         async def limited() -> Message:
@@ -281,6 +325,72 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+    async def _strict_json(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await oauth_error(413, "invalid_request", "request body too large")(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body:
+            try:
+                parse_object(body, "the request body")
+            except MalformedToken as error:
+                await oauth_error(400, "invalid_request", error.message)(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: only http.disconnect
+
+        await self.app(scope, replay, send)
+
+
+class SecurityHeaders:
+    """Headers every answer carries: ``nosniff``, ``Referrer-Policy: no-referrer``, a CSP
+    that allows nothing (pages with their own CSP keep it: the debugger, the API docs) and,
+    when the issuer is https, HSTS."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+        ]
+        if hsts:
+            headers.append((b"strict-transport-security", b"max-age=31536000"))
+        self.headers = tuple(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.headers
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in extra if h[0] not in present)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class Cors:
@@ -389,14 +499,22 @@ def create_app(
         description="Short-lived access JWTs, rotating refresh tokens with reuse detection, "
         "revocation and a JWKS. Errors follow RFC 6749/6750.",
         lifespan=lifespan,
+        # the pages FastAPI would serve load Swagger UI and ReDoc from a CDN: off; with
+        # JWTWARDEN_DOCS=1 they come from the installed assets under a strict CSP instead
+        docs_url=None,
+        redoc_url=None,
     )
     _install_error_handlers(app)
     _routes(app, settings)
     _token_endpoint(app)
     _document_errors_as_answered(app)
     mount_debugger(app)  # GET /debugger: the token never leaves the browser (strict CSP)
+    if settings.docs:
+        app.router.routes.extend(docs_routes(app.title))  # DocsUnavailable without the assets
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(Cors, origins=settings.origins)  # outermost: a 413 is readable too
+    app.add_middleware(Cors, origins=settings.origins)  # a 413 is readable cross-origin too
+    # outermost: every answer carries them, CORS preflights included
+    app.add_middleware(SecurityHeaders, hsts=urlsplit(settings.issuer).scheme == "https")
     return app
 
 

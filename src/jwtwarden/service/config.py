@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.policy import MAX_LIFETIME
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "load_settings", "mask_url"]
 
 ENV_PREFIX = "JWTWARDEN_"
 DAY = 86_400
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+SERVICE_ALGORITHMS = tuple(name for name, alg in ALGORITHMS.items() if alg.kty != "oct")
+"""What the token service may sign with: asymmetric algorithms only (resource servers get the
+public keys from the JWKS; an HMAC secret would have to be shared with every one of them)."""
 
 
 class ConfigError(ValueError):
@@ -32,11 +37,20 @@ class ConfigError(ValueError):
 
 
 def _int(text: str) -> int:
-    return int(text.strip())
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text.strip()[:40]!r}") from None
 
 
 def _float(text: str) -> float:
-    return float(text.strip())
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text.strip()[:40]!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"expected a finite number, got {text.strip()[:40]!r}")
+    return value
 
 
 def _bool(text: str) -> bool:
@@ -71,11 +85,12 @@ class Settings:
     data_dir: Path = field(default=Path(".jwtwarden"), metadata=_opt(
         _path, doc="directory of the SQLite database (the development KEK file is <data_dir>.kek, beside it)"))
     issuer: str = field(default="http://127.0.0.1:8000", metadata=_opt(
-        str, doc="the iss of every token and the base of the metadata document"))
+        str, doc="the iss of every token and the base of the metadata document "
+        "(default: http://HOST:PORT of the address jwtwarden serve binds, loopback only)"))
     audience: tuple[str, ...] = field(default=("api",), metadata=_opt(
         _list, doc="aud of access tokens (comma-separated for several)"))
     algorithm: str = field(default="ES256", metadata=_opt(
-        str, doc="signing algorithm of generated keys"))
+        str, doc="signing algorithm of generated keys (asymmetric: ES*, RS*, PS*, EdDSA)"))
     access_lifetime: int = field(default=MAX_LIFETIME, metadata=_opt(
         _int, doc="access-token lifetime in seconds (300-900)"))
     access_jitter: int = field(default=0, metadata=_opt(
@@ -123,6 +138,8 @@ class Settings:
         _int, doc="run garbage collection of expired rows every this many seconds (0: off)"))
     max_body_bytes: int = field(default=65_536, metadata=_opt(
         _int, doc="largest request body accepted"))
+    docs: bool = field(default=False, metadata=_opt(
+        _bool, doc="serve the interactive API docs at /docs and /redoc (assets shipped, no CDN)"))
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -139,10 +156,14 @@ class Settings:
         iss = urlsplit(self.issuer)
         check(iss.scheme in ("https", "http") and bool(iss.netloc) and not iss.query
               and not iss.fragment, "issuer", "must be an http(s) URL without query or fragment")
-        check(iss.scheme == "https" or (iss.hostname or "") in ("127.0.0.1", "localhost", "::1"),
+        check(iss.scheme == "https" or (iss.hostname or "") in LOOPBACK_HOSTS,
               "issuer", "must use https except on loopback")
         check(bool(self.audience), "audience", "at least one audience is required")
-        check(self.algorithm in ALGORITHMS, "algorithm", f"must be one of {', '.join(ALGORITHMS)}")
+        check(self.algorithm in ALGORITHMS, "algorithm", f"must be one of {', '.join(SERVICE_ALGORITHMS)}")
+        check(self.algorithm not in ALGORITHMS or self.algorithm in SERVICE_ALGORITHMS, "algorithm",
+              f"{self.algorithm} is an HMAC algorithm, which the token service cannot use because "
+              "resource servers verify its tokens with the public keys of its JWKS and a shared "
+              f"secret has none; choose one of {', '.join(SERVICE_ALGORITHMS)}")
         check(300 <= self.access_lifetime <= MAX_LIFETIME, "access_lifetime",
               f"access tokens live 300-{MAX_LIFETIME} s")
         check(0 <= self.access_jitter <= min(60, self.access_lifetime - 300), "access_jitter",
@@ -219,14 +240,42 @@ def _serialized_origin(origin: str) -> str:
 
 
 def _mask(name: str, text: str) -> str:
-    """URLs keep scheme, host and path with the password replaced; other secrets vanish."""
-    if name.endswith("_url"):
-        parts = urlsplit(text)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
-            return parts._replace(netloc=netloc).geturl()
-        return text
-    return "****"
+    """URLs keep what locates the server, with every credential masked; other secrets vanish."""
+    return mask_url(text) if name.endswith("_url") else "****"
+
+
+_CREDENTIAL = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with every credential replaced by ``****``.
+
+    The password of ``user:password@`` (the user stays), and the value of every query
+    parameter whose name speaks of a password, secret, token, key, signature or credential
+    (``?password=``, ``sslpassword=``, ``access_token=``...). Something that does not parse as
+    a URL is masked whole.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "****"
+    if not parts.scheme:
+        return "****"
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:****@{hostport}" if colon else f"{user}@{hostport}"
+    query = parts.query
+    if query:
+        masked = []
+        for part in re.split("([&;])", query):
+            key, eq, _ = part.partition("=")
+            masked.append(f"{key}=****" if eq and _CREDENTIAL.search(unquote(key)) else part)
+        query = "".join(masked)
+    # put the masked parts back in place (urlunsplit would drop the '//' of sqlite:////path)
+    masked_url = url.replace("//" + parts.netloc, "//" + netloc, 1) if netloc != parts.netloc else url
+    return masked_url.replace("?" + parts.query, "?" + query, 1) if query != parts.query else masked_url
 
 
 def load_settings(
@@ -256,10 +305,31 @@ def load_settings(
             except ValueError as exc:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}: {exc}") from None
     values.update(overrides)
+    if "issuer" not in values:
+        values["issuer"] = _bound_issuer(values, fields)
     try:
         return Settings(**values)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def default_issuer(host: str, port: int) -> str:
+    """``http://HOST:PORT``, the issuer of a service that was given none (IPv6 in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _bound_issuer(values: Mapping[str, Any], fields: Mapping[str, dataclasses.Field[Any]]) -> str:
+    """With no issuer configured, the service is its own issuer at the address it binds, which
+    must then be loopback (anywhere else the issuer must be the https URL clients use)."""
+    host = values.get("host", fields["host"].default)
+    port = values.get("port", fields["port"].default)
+    if not isinstance(host, str) or type(port) is not int:
+        raise ConfigError("host must be a string and port a whole number")
+    if host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"{ENV_PREFIX}ISSUER is not set and the service binds {host}, which is not loopback: "
+            "set it to the https URL clients reach the service at")
+    return default_issuer(host, port)
 
 
 def _from_toml(key: str, value: Any, f: dataclasses.Field[Any]) -> Any:
