@@ -34,6 +34,11 @@ users = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    # migration 3 (d_): the canonical name that decides identity (usernames.username_key),
+    # unique; and the credential epoch, bumped by every password change, disable, delete
+    # and log-out-everywhere: a session created under an older epoch cannot refresh
+    sa.Column("username_key", sa.Text, nullable=True, unique=True),
+    sa.Column("credential_epoch", sa.Integer, nullable=False, server_default="0"),
 )
 
 clients = sa.Table(
@@ -64,6 +69,7 @@ families = sa.Table(
     sa.Column("last_access_jti", sa.Text, nullable=True),
     sa.Column("last_access_exp", sa.Double, nullable=True),
     sa.Column("client_id", sa.Text, nullable=True),  # migration 2
+    sa.Column("user_epoch", sa.Integer, nullable=True),  # migration 3: the user's epoch at login
 )
 
 refresh_tokens = sa.Table(
