@@ -40,7 +40,7 @@ from jwtwarden.errors import (
 from jwtwarden.policy import Claims, Clock, system_clock
 from jwtwarden.service import cookies
 from jwtwarden.service.config import Settings
-from jwtwarden.service.ratelimit import FailureLimiter
+from jwtwarden.service.ratelimit import Counters, LoginLimiter, MemoryCounters, RedisCounters
 from jwtwarden.service.sessions.accounts import Accounts
 from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
 from jwtwarden.service.sessions.kek import KEK, load_kek
@@ -48,6 +48,7 @@ from jwtwarden.service.sessions.keyring import KeyRing
 from jwtwarden.service.sessions.service import SessionService, TokenPair
 from jwtwarden.service.storage.db import Database, database_url
 from jwtwarden.service.storage.migrations import migrate
+from jwtwarden.service.usernames import username_key
 
 __all__ = ["ServiceState", "build_state", "create_app"]
 
@@ -70,12 +71,13 @@ class ServiceState:
     sessions: SessionService
     clock: Clock
     csrf_key: bytes
-    account_limiter: FailureLimiter
-    address_limiter: FailureLimiter
+    device_key: bytes
+    login_limiter: LoginLimiter
 
     async def close(self) -> None:
         if self.denylist.redis is not None:
             await self.denylist.redis.stop()
+        await self.login_limiter.close()
         await self.db.dispose()
 
 
@@ -111,13 +113,17 @@ async def build_state(
         db, settings, keyring, denylist, accounts,
         successor_key=kek.derive("jwtwarden refresh successor v1"), clock=clock,
     )
+    counters: Counters = (MemoryCounters() if settings.redis_url is None
+                          else RedisCounters(settings.redis_url))
     return ServiceState(
         settings=settings, db=db, kek=kek, keyring=keyring, denylist=denylist,
         accounts=accounts, sessions=sessions, clock=clock,
         csrf_key=kek.derive("jwtwarden csrf v1"),
-        account_limiter=FailureLimiter(settings.login_max_failures, settings.login_window, clock=clock),
-        address_limiter=FailureLimiter(
-            settings.login_max_failures_per_address, settings.login_window, clock=clock),
+        device_key=kek.derive("jwtwarden device cookie v1"),
+        login_limiter=LoginLimiter(
+            counters, per_account=settings.login_max_failures,
+            per_address=settings.login_max_failures_per_address,
+            per_device=settings.login_max_failures, window=settings.login_window, clock=clock),
     )
 
 
@@ -491,21 +497,27 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         state = _state(request)
         if state.settings.cookie_mode:
             _check_origin_only(request, state)
-        address = "addr:" + _client_address(request, state.settings)
-        account = "user:" + body.username
+        # The attempt is counted before the password is hashed, and the count is given back
+        # only on success (see jwtwarden.service.ratelimit); a valid device cookie for this
+        # account makes it a trusted attempt, limited per device instead of per account.
+        account = username_key(body.username)
+        device = cookies.device_of(request, state.device_key, account)
+        limiter = state.login_limiter
         try:
-            state.account_limiter.check(account)
-            state.address_limiter.check(address)
-            pair = await state.sessions.login(body.username, body.password)
+            reservation = await limiter.reserve(
+                account, _client_address(request, state.settings), device)
+            async with limiter.verifying(account):
+                pair = await state.sessions.login(body.username, body.password)
         except RateLimited as error:
             return oauth_error(429, "rate_limited", error.message, reason=error.code,
                                headers={"Retry-After": str(error.retry_after)})
         except InvalidCredentials as error:
-            state.account_limiter.failure(account)
-            state.address_limiter.failure(address)
             return oauth_error(400, "invalid_grant", error.message, reason=error.code)
-        state.account_limiter.reset(account)
-        return pair_response(state, pair)
+        with contextlib.suppress(TemporarilyUnavailable):  # kept: counted as a failure
+            await limiter.release(reservation)
+        response = pair_response(state, pair)
+        cookies.set_device_cookie(response, cookies.make_device_cookie(state.device_key, account))
+        return response
 
     @app.post("/v1/auth/refresh", response_model=TokenResponse, responses=answers(400, 403, 413, 503),
               tags=["sessions"],
