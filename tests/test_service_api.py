@@ -358,6 +358,19 @@ async def test_cookie_requests_without_csrf_proof_are_403(tmp_path: Path, case: 
     assert logout.status_code == 403
 
 
+@pytest.mark.parametrize("token", ["\u00e9t\u00e9".encode(), b"\xff\xfe.\x80", "\u00e9.x".encode("latin-1")])
+async def test_a_non_ascii_csrf_token_is_a_403_not_a_500(tmp_path: Path, token: bytes) -> None:
+    """Issue #16 F6: hmac.compare_digest refuses non-ASCII str; the tokens are compared as bytes."""
+    async with asgi_client(make_settings(tmp_path, **COOKIE_SETTINGS)) as (client, state):
+        await cookie_login(client, state)
+        client.cookies.set("__Secure-jwtwarden-csrf", token.decode("latin-1"))
+        headers = {k.encode(): v.encode() for k, v in SAME_ORIGIN.items()} | {b"X-CSRF-Token": token}
+        refresh = await client.post("/v1/auth/refresh", headers=headers)
+        logout = await client.post("/v1/auth/logout", headers=headers)
+    assert refresh.status_code == 403 and refresh.json()["reason"] == "csrf"
+    assert logout.status_code == 403
+
+
 async def test_cookie_login_from_another_origin_is_refused(tmp_path: Path) -> None:
     async with asgi_client(make_settings(tmp_path, **COOKIE_SETTINGS)) as (client, state):
         response = await login(client, state, Origin="https://evil.example")

@@ -243,6 +243,9 @@ def users() -> None:
 def users_add(config_file: Path | None, name: str, scope: str) -> None:
     """Add a user; the password is read from stdin when it is not a terminal.
 
+    The name is stored in its canonical form (Unicode NFKC and case folding: "Alice" is
+    "alice"); names mixing scripts (a Cyrillic "a" in "alice") are refused.
+
     \b
     Example:
       printf '%s\\n' 'correct horse battery' | jwtwarden users add alice --scope "read write"
@@ -266,26 +269,17 @@ def users_list(config_file: Path | None) -> None:
         click.echo(f"{user.username}\t{user.id}\t{state}\t{user.scope}")
 
 
-def _end_sessions(state: Any, user_id: str) -> Awaitable[int]:
-    return state.sessions.logout_all(user_id)  # type: ignore[no-any-return]
-
-
 @users.command("disable")
 @settings_option
 @click.argument("name")
 def users_disable(config_file: Path | None, name: str) -> None:
-    """Disable a user and end all their sessions.
+    """Disable a user and end all their sessions (one transaction).
 
     \b
     Example:
       jwtwarden users disable alice
     """
-
-    async def job(state: Any) -> int:
-        user = await state.accounts.set_disabled(name, True)
-        return await _end_sessions(state, user.id)
-
-    ended = with_state(service_settings(config_file), job)
+    _, ended = with_state(service_settings(config_file), lambda s: s.accounts.set_disabled(name, True))
     click.echo(f"disabled {name}; {ended} session(s) ended")
 
 
@@ -307,18 +301,13 @@ def users_enable(config_file: Path | None, name: str) -> None:
 @settings_option
 @click.argument("name")
 def users_delete(config_file: Path | None, name: str) -> None:
-    """Delete a user and end all their sessions.
+    """Delete a user and end all their sessions (one transaction).
 
     \b
     Example:
       jwtwarden users delete alice
     """
-
-    async def job(state: Any) -> int:
-        user = await state.accounts.delete_user(name)
-        return await _end_sessions(state, user.id)
-
-    ended = with_state(service_settings(config_file), job)
+    _, ended = with_state(service_settings(config_file), lambda s: s.accounts.delete_user(name))
     click.echo(f"deleted {name}; {ended} session(s) ended")
 
 
@@ -326,19 +315,16 @@ def users_delete(config_file: Path | None, name: str) -> None:
 @settings_option
 @click.argument("name")
 def users_set_password(config_file: Path | None, name: str) -> None:
-    """Set a new password (from stdin when not a terminal) and end all sessions.
+    """Set a new password (from stdin when not a terminal) and end all sessions (one
+    transaction; a login with the old password still running is refused).
 
     \b
     Example:
       printf '%s\\n' 'a new long password' | jwtwarden users set-password alice
     """
     password = _password(prompt=True)
-
-    async def job(state: Any) -> int:
-        user = await state.accounts.set_password(name, password)
-        return await _end_sessions(state, user.id)
-
-    ended = with_state(service_settings(config_file), job)
+    _, ended = with_state(service_settings(config_file),
+                          lambda s: s.accounts.set_password(name, password))
     click.echo(f"password of {name} changed; {ended} session(s) ended")
 
 

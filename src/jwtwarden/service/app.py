@@ -48,7 +48,7 @@ from jwtwarden.policy import Claims, Clock, system_clock
 from jwtwarden.service import cookies
 from jwtwarden.service.config import Settings
 from jwtwarden.service.docs import docs_routes
-from jwtwarden.service.ratelimit import FailureLimiter
+from jwtwarden.service.ratelimit import Counters, LoginLimiter, MemoryCounters, RedisCounters
 from jwtwarden.service.sessions.accounts import ASSERTION_ALGORITHMS, Accounts
 from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
 from jwtwarden.service.sessions.grants import TokenGrants
@@ -58,6 +58,7 @@ from jwtwarden.service.sessions.service import SessionService, TokenPair
 from jwtwarden.service.sessions.subkeys import SessionKeys
 from jwtwarden.service.storage.db import Database, database_url, private_directory
 from jwtwarden.service.storage.migrations import migrate
+from jwtwarden.service.usernames import username_key
 
 __all__ = ["ServiceState", "build_state", "create_app"]
 
@@ -80,8 +81,8 @@ class ServiceState:
     sessions: SessionService
     clock: Clock
     csrf_key: bytes
-    account_limiter: FailureLimiter
-    address_limiter: FailureLimiter
+    device_key: bytes
+    login_limiter: LoginLimiter
     grants: TokenGrants
     session_keys: SessionKeys
     _long_poll_ender: asyncio.Task[None] | None = None
@@ -104,6 +105,7 @@ class ServiceState:
             await asyncio.gather(self._long_poll_ender, return_exceptions=True)
         if self.denylist.redis is not None:
             await self.denylist.redis.stop()
+        await self.login_limiter.close()
         await self.db.dispose()
 
 
@@ -139,13 +141,16 @@ async def build_state(
     sessions = SessionService(
         db, settings, keyring, denylist, accounts, keys=session_keys, clock=clock,
     )
+    counters: Counters = (MemoryCounters() if settings.redis_url is None
+                          else RedisCounters(settings.redis_url))
     return ServiceState(
         settings=settings, db=db, kek=kek, keyring=keyring, denylist=denylist,
         accounts=accounts, sessions=sessions, clock=clock,
-        csrf_key=session_keys.csrf, session_keys=session_keys,
-        account_limiter=FailureLimiter(settings.login_max_failures, settings.login_window, clock=clock),
-        address_limiter=FailureLimiter(
-            settings.login_max_failures_per_address, settings.login_window, clock=clock),
+        csrf_key=session_keys.csrf, session_keys=session_keys, device_key=session_keys.device,
+        login_limiter=LoginLimiter(
+            counters, per_account=settings.login_max_failures,
+            per_address=settings.login_max_failures_per_address,
+            per_device=settings.login_max_failures, window=settings.login_window, clock=clock),
         grants=TokenGrants(db, settings, keyring, accounts, sessions, clock=clock),
     )
 
@@ -698,21 +703,27 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         state = _state(request)
         if state.settings.cookie_mode:
             _check_origin_only(request, state)
-        address = "addr:" + _client_address(request, state.settings)
-        account = "user:" + body.username
+        # The attempt is counted before the password is hashed, and the count is given back
+        # only on success (see jwtwarden.service.ratelimit); a valid device cookie for this
+        # account makes it a trusted attempt, limited per device instead of per account.
+        account = username_key(body.username)
+        device = cookies.device_of(request, state.device_key, account)
+        limiter = state.login_limiter
         try:
-            state.account_limiter.check(account)
-            state.address_limiter.check(address)
-            pair = await state.sessions.login(body.username, body.password)
+            reservation = await limiter.reserve(
+                account, _client_address(request, state.settings), device)
+            async with limiter.verifying(account):
+                pair = await state.sessions.login(body.username, body.password)
         except RateLimited as error:
             return oauth_error(429, "rate_limited", error.message, reason=error.code,
                                headers={"Retry-After": str(error.retry_after)})
         except InvalidCredentials as error:
-            state.account_limiter.failure(account)
-            state.address_limiter.failure(address)
             return oauth_error(400, "invalid_grant", error.message, reason=error.code)
-        state.account_limiter.reset(account)
-        return pair_response(state, pair)
+        with contextlib.suppress(TemporarilyUnavailable):  # kept: counted as a failure
+            await limiter.release(reservation)
+        response = pair_response(state, pair)
+        cookies.set_device_cookie(response, cookies.make_device_cookie(state.device_key, account))
+        return response
 
     @app.post("/v1/auth/refresh", response_model=TokenResponse, responses=answers(400, 403, 413, 503),
               tags=["sessions"],

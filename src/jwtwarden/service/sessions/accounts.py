@@ -12,6 +12,14 @@ A client registered with public keys (``jwks`` or ``jwks_url``) has no secret at
 authenticates at the token endpoint with ``private_key_jwt`` (RFC 7523) only; its stored
 value is the same HMAC over a digest no secret has, so its keys are authenticated too
 (:meth:`Accounts.get_client` refuses a row whose HMAC does not match).
+
+A user is found by the canonical form of the name (:func:`~jwtwarden.service.usernames.username_key`):
+``Alice`` and ``ALICE`` (in any width) are ``alice``; names that mix scripts are refused when added.
+Each user has a **credential epoch**: a password change, a disable, a delete (and a "log out
+everywhere") bumps it, in the same transaction that ends the user's sessions. A login commits
+its session against the epoch it read before verifying the password, and every refresh checks
+the family's epoch against the user's (:mod:`jwtwarden.service.sessions.service`), so no
+session created with an old password, or for a disabled or deleted account, can be used.
 """
 
 from __future__ import annotations
@@ -25,23 +33,29 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Connection
 
 from jwtwarden.errors import InvalidCredentials, JWKSInvalid
 from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.policy import Clock, system_clock
 from jwtwarden.resource.jwks_client import check_url, load_public_jwks
+from jwtwarden.revocation import Revocation
 from jwtwarden.service.sessions.subkeys import RowMAC
 from jwtwarden.service.storage.db import Database
 from jwtwarden.service.storage.schema import clients, users
+from jwtwarden.service.usernames import check_new_username, username_key
 
 log = logging.getLogger("jwtwarden.events")
 
-__all__ = ["ASSERTION_ALGORITHMS", "CLIENT_GRANTS", "Accounts", "Client", "User", "parse_scope"]
+__all__ = [
+    "ASSERTION_ALGORITHMS", "CLIENT_GRANTS", "Accounts", "Client", "SessionEnder", "User",
+    "parse_scope",
+]
 
 CLIENT_PERMISSIONS = frozenset({"sessions", "introspect"})
 # grant types of the token endpoint a client may be registered for
@@ -62,6 +76,7 @@ class User:
     scope: str
     disabled: bool
     created_at: float
+    epoch: int = 0  # the credential epoch read with the row
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,16 @@ def parse_scope(scope: str) -> list[str]:
     return list(dict.fromkeys(tokens))
 
 
+class SessionEnder(Protocol):
+    """What account changes need from the sessions (the SessionService attaches itself)."""
+
+    def end_all_in(self, conn: Connection, subject: str, now: float) -> tuple[int, list[Revocation]]:
+        """Inside the caller's transaction: bump the epoch, revoke every family, cut off tokens."""
+
+    async def applied(self, revoked: list[Revocation]) -> None:
+        """After commit: mirror and broadcast the revocations."""
+
+
 class Accounts:
     """User and client administration and authentication."""
 
@@ -110,28 +135,31 @@ class Accounts:
         self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
         self._clock = clock
         self._dummy_hash: str | None = None
+        self.sessions: SessionEnder | None = None
 
     # ---- users --------------------------------------------------------------------------
 
     async def add_user(self, username: str, password: str, *, scope: str = "") -> User:
-        _check_username(username)
+        """Add a user under the canonical form of ``username`` (``ValueError`` when the name
+        is malformed, mixes scripts, imitates a Latin name, or is taken in any spelling)."""
+        key = check_new_username(username)
         _check_password(password)
         now = self._clock()
-        user = User(secrets.token_urlsafe(16), username, scope, False, now)
+        user = User(secrets.token_urlsafe(16), key, scope, False, now)
         password_hash = await self._hash(password)
         try:  # the unique constraint decides, so two operators at once cannot both add it
             async with self._db.transaction() as conn:
                 await conn.execute(users.insert().values(
-                    id=user.id, username=username, password_hash=password_hash, scope=scope,
-                    disabled=False, created_at=now, updated_at=now))
+                    id=user.id, username=key, username_key=key, password_hash=password_hash,
+                    scope=scope, disabled=False, created_at=now, updated_at=now,
+                    credential_epoch=0))
         except sa.exc.IntegrityError:
-            raise ValueError(f"user {username!r} exists") from None
+            raise ValueError(f"user {key!r} exists") from None
         return user
 
     async def get_user(self, username: str) -> User | None:
         async with self._db.read() as conn:
-            row = (await conn.execute(
-                sa.select(users).where(users.c.username == username))).mappings().first()
+            row = (await conn.execute(_by_name(username))).mappings().first()
         return None if row is None else _user(row)
 
     async def list_users(self) -> list[User]:
@@ -139,43 +167,66 @@ class Accounts:
             rows = (await conn.execute(sa.select(users).order_by(users.c.username))).mappings()
             return [_user(r) for r in rows]
 
-    async def set_disabled(self, username: str, disabled: bool) -> User:
-        async with self._db.transaction() as conn:
-            result = await conn.execute(users.update().where(users.c.username == username)
-                                        .values(disabled=disabled, updated_at=self._clock()))
-            if result.rowcount != 1:
-                raise LookupError(f"no user {username!r}")
-        user = await self.get_user(username)
-        assert user is not None  # noqa: S101 - just updated
-        return user
+    async def set_disabled(self, username: str, disabled: bool) -> tuple[User, int]:
+        """Disable (ending every session, in the same transaction) or enable a user; returns
+        the user and how many sessions ended."""
+        values: dict[str, Any] = {"disabled": disabled}
+        if disabled:
+            values["credential_epoch"] = users.c.credential_epoch + 1
+        return await self._change(username, values, end_sessions=disabled)
 
-    async def set_password(self, username: str, password: str) -> User:
+    async def set_password(self, username: str, password: str) -> tuple[User, int]:
+        """A new password; every session ends in the same transaction."""
         _check_password(password)
         password_hash = await self._hash(password)
-        async with self._db.transaction() as conn:
-            result = await conn.execute(users.update().where(users.c.username == username)
-                                        .values(password_hash=password_hash, updated_at=self._clock()))
-            if result.rowcount != 1:
-                raise LookupError(f"no user {username!r}")
-        user = await self.get_user(username)
-        assert user is not None  # noqa: S101 - just updated
-        return user
+        return await self._change(username, {
+            "password_hash": password_hash, "credential_epoch": users.c.credential_epoch + 1,
+        }, end_sessions=True)
 
-    async def delete_user(self, username: str) -> User:
-        user = await self.get_user(username)
-        if user is None:
-            raise LookupError(f"no user {username!r}")
-        async with self._db.transaction() as conn:
-            await conn.execute(users.delete().where(users.c.id == user.id))
-        return user
+    async def delete_user(self, username: str) -> tuple[User, int]:
+        """Delete a user; every session ends in the same transaction."""
+        return await self._change(username, None, end_sessions=True)
+
+    async def _change(
+        self, username: str, values: dict[str, Any] | None, *, end_sessions: bool
+    ) -> tuple[User, int]:
+        """One transaction: lock the user row, change it (or delete it: ``values`` None),
+        end the user's sessions; then publish the revocations."""
+        now = self._clock()
+
+        def work(conn: Connection) -> tuple[User, int, list[Revocation]]:
+            row = conn.execute(_by_name(username).with_for_update()).mappings().first()
+            if row is None:
+                raise LookupError(f"no user {username!r}")
+            if values is not None:
+                conn.execute(users.update().where(users.c.id == row["id"])
+                             .values(**values, updated_at=now))
+            ended, revoked = 0, list[Revocation]()
+            if end_sessions and self.sessions is not None:
+                ended, revoked = self.sessions.end_all_in(conn, row["id"], now)
+            if values is None:
+                conn.execute(users.delete().where(users.c.id == row["id"]))
+                return _user(row), ended, revoked
+            fresh = conn.execute(sa.select(users).where(users.c.id == row["id"])).mappings().one()
+            return _user(fresh), ended, revoked
+
+        user, ended, revoked = await self._db.run(work)
+        if revoked and self.sessions is not None:
+            await self.sessions.applied(revoked)
+        return user, ended
 
     async def authenticate(self, username: str, password: str) -> User:
-        """The user, or :class:`InvalidCredentials` after the same amount of work either way."""
+        """The user, or :class:`InvalidCredentials` after the same amount of work either way.
+
+        The returned user's ``epoch`` is the credential epoch read *before* the password was
+        verified: a session must be committed against it (see ``SessionService.login``).
+        """
+        key = username_key(username)
         row = None
-        if _plausible(username):  # no name with control characters exists; don't ask the database
+        if _plausible(key):  # no name with control characters exists; don't ask the database
             async with self._db.read() as conn:
                 row = (await conn.execute(
-                    sa.select(users).where(users.c.username == username))).mappings().first()
+                    sa.select(users).where(users.c.username_key == key))).mappings().first()
         stored = row["password_hash"] if row is not None else await self._dummy()
         ok = await asyncio.to_thread(self._verify, stored, password)
         if row is None or not ok or row["disabled"]:
@@ -183,8 +234,11 @@ class Accounts:
         if self._hasher.check_needs_rehash(stored):
             new_hash = await self._hash(password)
             async with self._db.transaction() as conn:
-                await conn.execute(users.update().where(users.c.id == row["id"])
-                                   .values(password_hash=new_hash))
+                # only over the very hash that was verified: a password set meanwhile stays
+                await conn.execute(users.update().where(
+                    users.c.id == row["id"], users.c.password_hash == stored,
+                    users.c.credential_epoch == row["credential_epoch"],
+                ).values(password_hash=new_hash))
         return _user(row)
 
     def _verify(self, stored: str, password: str) -> bool:
@@ -341,6 +395,15 @@ def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
 
+def _by_name(name: str) -> sa.Select[Any]:
+    """The user an operator means by ``name``: the exact stored name first (a look-alike
+    the migration disabled), else the canonical form."""
+    key = username_key(name)
+    exact = users.c.username == name
+    return (sa.select(users).where(sa.or_(exact, users.c.username_key == key))
+            .order_by(sa.case((exact, 0), else_=1)).limit(1))
+
+
 def _check_username(name: str) -> None:
     if not isinstance(name, str) or not _plausible(name) or name != name.strip():
         raise ValueError("names are 1-128 printable characters without surrounding spaces")
@@ -353,7 +416,8 @@ def _check_password(password: str) -> None:
 
 def _user(row: object) -> User:
     r = row  # a RowMapping
-    return User(r["id"], r["username"], r["scope"], bool(r["disabled"]), r["created_at"])  # type: ignore[index]
+    return User(r["id"], r["username"], r["scope"], bool(r["disabled"]), r["created_at"],  # type: ignore[index]
+                int(r["credential_epoch"]))  # type: ignore[index]
 
 
 def _public_jwks(document: str) -> str:

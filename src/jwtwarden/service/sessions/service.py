@@ -12,6 +12,8 @@ Refreshing runs in one transaction, under a lock on the family row:
    case the caller gets the *same* successor again (sealed for that window only: see
    :mod:`~jwtwarden.service.sessions.refresh_tokens`);
 4. a token past its idle lifetime → ``refresh_expired`` (the family is revoked);
+   a user's session whose credential epoch is no longer the user's (password changed, account
+   disabled or deleted, logged out everywhere) → ``refresh_revoked`` (the family is revoked);
 5. otherwise the token is marked used, its successor (64 fresh random bytes) inserted, the
    family advanced, and a new access token issued — all or nothing.
 
@@ -39,6 +41,7 @@ from sqlalchemy import Connection
 
 from jwtwarden.errors import (
     FamilyTooOld,
+    InvalidCredentials,
     InvalidRefreshToken,
     JWTError,
     RefreshError,
@@ -63,7 +66,7 @@ from jwtwarden.service.sessions.refresh_tokens import (
 )
 from jwtwarden.service.sessions.subkeys import SessionKeys
 from jwtwarden.service.storage.db import Database
-from jwtwarden.service.storage.schema import client_assertions, families, refresh_tokens
+from jwtwarden.service.storage.schema import client_assertions, families, refresh_tokens, users
 
 Row = Mapping[Any, Any]  # a database row (RowMapping)
 
@@ -117,13 +120,14 @@ class SessionService:
         self._keys = keys
         self._macs = keys.rows
         self._clock = clock
+        accounts.sessions = self  # account changes end sessions in their own transaction
 
     # ---- creating sessions --------------------------------------------------------------
 
     async def login(self, username: str, password: str) -> TokenPair:
         """A new family for a user whose password checks out (else ``InvalidCredentials``)."""
         user = await self._accounts.authenticate(username, password)
-        pair = await self.create_session(user.id, scope=user.scope, user_id=user.id)
+        pair = await self.create_session(user.id, scope=user.scope, user_id=user.id, user_epoch=user.epoch)
         events.info("login: session %s", pair.family_id, extra={"event": "login", "family": pair.family_id})
         return pair
 
@@ -135,8 +139,14 @@ class SessionService:
         claims: Mapping[str, Any] | None = None,
         user_id: str | None = None,
         client_id: str | None = None,
+        user_epoch: int | None = None,
     ) -> TokenPair:
-        """A new family for ``subject`` (logins, and trusted backends via POST /v1/sessions)."""
+        """A new family for ``subject`` (logins, and trusted backends via POST /v1/sessions).
+
+        With ``user_id``, the family is committed only while the user's credential epoch is
+        still ``user_epoch`` (read before the password was verified) and the account is
+        enabled, under a lock on the user row; else ``InvalidCredentials``.
+        """
         if not isinstance(subject, str) or not 1 <= len(subject) <= 255 or not subject.isprintable():
             raise ValueError("subject must be 1-255 printable characters")
         if not isinstance(scope, str) or not (scope.isprintable() or not scope):
@@ -154,6 +164,11 @@ class SessionService:
         token_expires = min(now + self._settings.refresh_idle_lifetime, expires_at)
 
         def insert(conn: Connection) -> None:
+            if user_id is not None:
+                account = conn.execute(sa.select(users.c.credential_epoch, users.c.disabled).where(
+                    users.c.id == user_id).with_for_update()).first()
+                if account is None or account.disabled or account.credential_epoch != (user_epoch or 0):
+                    raise InvalidCredentials("the account changed while logging in")
             family = {
                 "id": family_id, "subject": subject, "user_id": user_id, "scope": scope,
                 "claims": json.dumps(extra) if extra else None, "created_at": now,
@@ -161,7 +176,8 @@ class SessionService:
             conn.execute(families.insert().values(
                 **family, mac=self._macs.family(family), generation=0, last_used_at=now,
                 revoked_at=None, revoked_reason=None, last_access_jti=access.jti,
-                last_access_exp=access.exp))
+                last_access_exp=access.exp,
+                user_epoch=None if user_id is None else (user_epoch or 0)))
             self._insert_token(conn, token, family_id, 0, now, token_expires)
 
         await self._db.run(insert)
@@ -243,6 +259,14 @@ class SessionService:
             return _Refused(InvalidRefreshToken("unknown refresh token"), [])
         if fam["revoked_at"] is not None:
             return _Refused(RefreshRevoked(f"the session was revoked ({fam['revoked_reason']})"), [], fam["id"])
+        if fam["user_id"] is not None:  # the account as it is now, in this transaction
+            account = conn.execute(sa.select(users.c.credential_epoch, users.c.disabled).where(
+                users.c.id == fam["user_id"])).first()
+            if account is None or account.disabled or account.credential_epoch != fam["user_epoch"]:
+                revoked = self._revoke_family(conn, fam, "credentials_changed", now)
+                return _Refused(RefreshRevoked("the account changed (password, disabled, deleted "
+                                               "or logged out everywhere); log in again"),
+                                revoked, fam["id"])
         if now >= fam["expires_at"]:
             revoked = self._revoke_family(conn, fam, "family_too_old", now)
             return _Refused(FamilyTooOld("the session reached its absolute lifetime; log in again"),
@@ -376,25 +400,33 @@ class SessionService:
     async def logout_all(self, subject: str) -> int:
         """Revoke every family of ``subject`` and cut off every token issued before now."""
         now = self._clock()
-
-        def work(conn: Connection) -> tuple[int, list[Revocation]]:
-            rows = conn.execute(sa.select(families).where(
-                families.c.subject == subject, families.c.revoked_at.is_(None)
-            ).order_by(families.c.id).with_for_update()).mappings().all()
-            revoked: list[Revocation] = []
-            for fam in rows:
-                revoked += self._revoke_family(conn, fam, "logout_all", now)
-            horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
-            revoked += self._denylist.record(
-                conn, [Revocation("sub", self._keys.subject_handle(subject), horizon,
-                                  cutoff=float(int(now)))])
-            return len(rows), revoked
-
-        count, revoked = await self._db.run(work)
+        count, revoked = await self._db.run(lambda conn: self.end_all_in(conn, subject, now))
         await self._denylist.applied(revoked)
         events.info("logout everywhere: %d session(s) revoked", count,
                     extra={"event": "logout_all", "families": count})
         return count
+
+    def end_all_in(self, conn: Connection, subject: str, now: float) -> tuple[int, list[Revocation]]:
+        """Inside the caller's transaction: bump the user's credential epoch (which locks the
+        user row, so a login committing against the old epoch is refused, and one that
+        committed first is seen below), revoke every live family, cut off earlier tokens."""
+        conn.execute(users.update().where(users.c.id == subject).values(
+            credential_epoch=users.c.credential_epoch + 1))
+        rows = conn.execute(sa.select(families).where(
+            families.c.subject == subject, families.c.revoked_at.is_(None)
+        ).order_by(families.c.id).with_for_update()).mappings().all()
+        revoked: list[Revocation] = []
+        for fam in rows:
+            revoked += self._revoke_family(conn, fam, "logout_all", now)
+        horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
+        revoked += self._denylist.record(
+            conn, [Revocation("sub", self._keys.subject_handle(subject), horizon,
+                              cutoff=float(int(now)))])
+        return len(rows), revoked
+
+    async def applied(self, revoked: list[Revocation]) -> None:
+        """After commit: mirror and broadcast revocations (for account changes)."""
+        await self._denylist.applied(revoked)
 
     async def revoke_user_sessions(self, user_id: str) -> int:
         """For the CLI: a disabled, deleted or re-passworded user loses every session."""

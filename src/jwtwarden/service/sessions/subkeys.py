@@ -48,6 +48,7 @@ ROW_MAC_LABEL = "jwtwarden row mac v1"
 GRACE_LABEL = "jwtwarden grace successor v1"
 SUBJECT_HANDLE_LABEL = "jwtwarden subject handle v1"
 CSRF_LABEL = "jwtwarden csrf v1"
+DEVICE_LABEL = "jwtwarden device cookie v1"
 
 _TIME, _INT, _TEXT, _BYTES = "time", "int", "text", "bytes"
 _FAMILY = (("id", _TEXT), ("subject", _TEXT), ("user_id", _TEXT), ("scope", _TEXT),
@@ -135,11 +136,13 @@ class SessionKeys:
     grace: bytes = field(repr=False)
     subject: bytes = field(repr=False)
     csrf: bytes = field(repr=False)
+    device: bytes = field(repr=False)  # device cookies of the login limiter
 
     @classmethod
     def from_kek(cls, kek: KEK) -> SessionKeys:
         return cls(rows=RowMAC.from_kek(kek), grace=kek.derive(GRACE_LABEL),
-                   subject=kek.derive(SUBJECT_HANDLE_LABEL), csrf=kek.derive(CSRF_LABEL))
+                   subject=kek.derive(SUBJECT_HANDLE_LABEL), csrf=kek.derive(CSRF_LABEL),
+                   device=kek.derive(DEVICE_LABEL))
 
     def subject_handle(self, subject: str) -> str:
         """The ``srh`` claim of ``subject``'s tokens: 128 bits of HMAC-SHA-256, base64url.

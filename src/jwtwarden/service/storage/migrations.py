@@ -163,11 +163,41 @@ def _c_row_macs_and_sealed_grace_successors(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_families_grace_until ON families (grace_until)"))
 
 
+def _d_username_keys_and_credential_epochs(conn: Connection) -> None:
+    """Canonical usernames (unique) and credential epochs (issue #11 items 4 and 5).
+
+    Every existing user gets the canonical form of its name as ``username_key``, so ``Alice``
+    still logs in (as ``alice`` too). Where several existing names share one form (``Alice``
+    and ``alice``), the oldest keeps it; the newer look-alikes are disabled and given a key no
+    login can produce (with a newline), and the operator reaches them by their exact name
+    (``jwtwarden users list``). Existing sessions of users keep working: epoch 0 on both sides.
+    """
+    from jwtwarden.service.usernames import username_key  # pure functions, no service state
+
+    conn.execute(sa.text("ALTER TABLE users ADD COLUMN username_key TEXT"))
+    conn.execute(sa.text("ALTER TABLE users ADD COLUMN credential_epoch INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(sa.text("ALTER TABLE families ADD COLUMN user_epoch INTEGER"))
+    conn.execute(sa.text("UPDATE families SET user_epoch = 0 WHERE user_id IS NOT NULL"))
+    rows = conn.execute(sa.text("SELECT id, username FROM users ORDER BY created_at, id")).all()
+    taken: set[str] = set()
+    for user_id, username in rows:
+        key = username_key(username)
+        if key in taken:
+            conn.execute(sa.text("UPDATE users SET username_key = :k, disabled = :t WHERE id = :i"),
+                         {"k": f"{key}\n{user_id}", "t": True, "i": user_id})
+        else:
+            taken.add(key)
+            conn.execute(sa.text("UPDATE users SET username_key = :k WHERE id = :i"),
+                         {"k": key, "i": user_id})
+    conn.execute(sa.text("CREATE UNIQUE INDEX ix_users_username_key ON users (username_key)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "expiry indexes and session client", _expiry_indexes_and_session_client),
     Migration(3, "g_client grants and assertion jtis", _g_client_grants_and_assertion_jtis),
     Migration(4, "c_row macs and sealed grace successors", _c_row_macs_and_sealed_grace_successors),
+    Migration(5, "d_ username keys and credential epochs", _d_username_keys_and_credential_epochs),
 )
 
 

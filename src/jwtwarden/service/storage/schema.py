@@ -38,6 +38,11 @@ users = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    # migration 5 (d_): the canonical name that decides identity (usernames.username_key),
+    # unique; and the credential epoch, bumped by every password change, disable, delete
+    # and log-out-everywhere: a session created under an older epoch cannot refresh
+    sa.Column("username_key", sa.Text, nullable=True, unique=True),
+    sa.Column("credential_epoch", sa.Integer, nullable=False, server_default="0"),
 )
 
 clients = sa.Table(
@@ -84,9 +89,10 @@ families = sa.Table(
     sa.Column("last_access_jti", sa.Text, nullable=True),
     sa.Column("last_access_exp", sa.Double, nullable=True),
     sa.Column("client_id", sa.Text, nullable=True),  # migration 2
-    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 3 (c_)
+    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 4 (c_)
     sa.Column("grace_successor", sa.LargeBinary, nullable=True),
     sa.Column("grace_until", sa.Double, nullable=True, index=True),
+    sa.Column("user_epoch", sa.Integer, nullable=True),  # migration 5: the user's epoch at login
 )
 
 refresh_tokens = sa.Table(
@@ -104,7 +110,7 @@ refresh_tokens = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("expires_at", sa.Double, nullable=False, index=True),  # idle lifetime
     sa.Column("used_at", sa.Double, nullable=True),
-    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 3 (c_)
+    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 4 (c_)
 )
 
 revocations = sa.Table(
@@ -131,7 +137,7 @@ signing_keys = sa.Table(
     sa.Column("retire_at", sa.Double, nullable=True),
     sa.Column("remove_at", sa.Double, nullable=True),
     sa.Column("revoked_at", sa.Double, nullable=True),
-    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 3 (c_)
+    sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 4 (c_)
 )
 
 meta = sa.Table(
