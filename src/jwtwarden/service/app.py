@@ -633,8 +633,8 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     async def revocation_feed(request: Request, since: str | None = None, wait: float = 0) -> Response:
         state = _state(request)
         wait = min(max(wait, 0.0), FEED_MAX_WAIT)
-        feed = await state.denylist.changes(since, wait)
-        return JSONResponse(feed, headers={"Cache-Control": "no-store"})
+        body = await state.denylist.feed_body(since, wait)
+        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
     @app.get("/.well-known/jwks.json", tags=["discovery"], summary="Public signing keys (JWKS)")
     async def jwks(request: Request) -> Response:

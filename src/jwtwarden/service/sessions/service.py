@@ -268,10 +268,16 @@ class SessionService:
         return self._issue(self._keyring.issuer(now), fam["subject"], fam["id"], fam["scope"], extra, now)
 
     def _revoke_family(self, conn: Connection, fam: Row, reason: str, now: float) -> list[Revocation]:
-        conn.execute(families.update().where(
+        """End one family and record its revocations: the transaction's last locking step."""
+        return self._denylist.record(conn, self._end_family(conn, fam, reason, now))
+
+    def _end_family(self, conn: Connection, fam: Row, reason: str, now: float) -> list[Revocation]:
+        """Mark a family revoked; the revocations to record, none if it already was (a
+        session revoked again must not be recorded, nor announced, again: issue #16 F4)."""
+        ended = conn.execute(families.update().where(
             families.c.id == fam["id"], families.c.revoked_at.is_(None)
         ).values(revoked_at=now, revoked_reason=reason))
-        return self._denylist.record(conn, self._family_revocations(fam, now))
+        return self._family_revocations(fam, now) if ended.rowcount == 1 else []
 
     def _family_revocations(self, fam: Row, now: float) -> list[Revocation]:
         horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
@@ -295,17 +301,16 @@ class SessionService:
                 fid = self._family_of(conn, refresh_token)
                 if fid is not None:
                     family_ids.add(fid)
-            revoked: list[Revocation] = []
+            ended: list[Revocation] = []
             for fid in sorted(family_ids):
                 fam = conn.execute(sa.select(families).where(families.c.id == fid)
                                    .with_for_update()).mappings().first()
                 # an access token can only end its own subject's sessions
                 if fam is not None and (claims is None or fam["subject"] == claims.sub):
-                    revoked += self._revoke_family(conn, fam, "logout", now)
+                    ended += self._end_family(conn, fam, "logout", now)
             if claims is not None and claims.jti:
-                revoked += self._denylist.record(
-                    conn, [Revocation("jti", claims.jti, float(claims.exp) + DEFAULT_LEEWAY)])
-            return revoked
+                ended.append(Revocation("jti", claims.jti, float(claims.exp) + DEFAULT_LEEWAY))
+            return self._denylist.record(conn, ended)  # last: it takes the feed position
 
         revoked = await self._db.run(work)
         await self._denylist.applied(revoked)
@@ -337,13 +342,12 @@ class SessionService:
             rows = conn.execute(sa.select(families).where(
                 families.c.subject == subject, families.c.revoked_at.is_(None)
             ).order_by(families.c.id).with_for_update()).mappings().all()
-            revoked: list[Revocation] = []
+            ended: list[Revocation] = []
             for fam in rows:
-                revoked += self._revoke_family(conn, fam, "logout_all", now)
+                ended += self._end_family(conn, fam, "logout_all", now)
             horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
-            revoked += self._denylist.record(
-                conn, [Revocation("sub", subject_key(subject), horizon, cutoff=float(int(now)))])
-            return len(rows), revoked
+            ended.append(Revocation("sub", subject_key(subject), horizon, cutoff=float(int(now))))
+            return len(rows), self._denylist.record(conn, ended)  # last: it takes the feed position
 
         count, revoked = await self._db.run(work)
         await self._denylist.applied(revoked)
