@@ -32,6 +32,7 @@ from jwtwarden.audit.debugger import mount_debugger
 from jwtwarden.errors import (
     InvalidCredentials,
     JWTError,
+    NotTokenOwner,
     RateLimited,
     RefreshError,
     SensitiveClaim,
@@ -418,6 +419,14 @@ async def _authenticate_client(request: Request, state: ServiceState, permission
     return client.id
 
 
+async def _authenticate_any_client(request: Request, state: ServiceState) -> str:
+    """RFC 7009: any registered client may authenticate to revoke its own tokens."""
+    try:
+        return await _authenticate_client(request, state, "sessions")
+    except _Refused:
+        return await _authenticate_client(request, state, "introspect")
+
+
 async def _form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body with each parameter at most once (RFC 6749 3.2)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
@@ -579,8 +588,9 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     @_refused
     async def revoke(request: Request) -> Response:
         state = _state(request)
+        client_id: str | None = None  # without credentials: whoever holds a token may revoke it
         if request.headers.get("authorization"):
-            await _authenticate_client(request, state, "introspect")
+            client_id = await _authenticate_any_client(request, state)
         form = await _form(request)
         token = form.get("token")
         if not token:
@@ -588,7 +598,10 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         hint: str | None = form.get("token_type_hint")
         if hint not in (None, "access_token", "refresh_token"):
             return oauth_error(400, "unsupported_token_type", "token_type_hint is not supported")
-        await state.sessions.revoke(token, hint)
+        try:
+            await state.sessions.revoke(token, hint, client_id=client_id)
+        except NotTokenOwner as error:  # RFC 7009 section 2.1: refused, the token lives on
+            return oauth_error(400, "unauthorized_client", error.message, reason=error.code)
         return Response(status_code=200, headers=no_store)
 
     @app.post("/v1/auth/introspect", tags=["tokens"], summary="RFC 7662 token introspection",

@@ -34,6 +34,7 @@ from jwtwarden.errors import (
     FamilyTooOld,
     InvalidRefreshToken,
     JWTError,
+    NotTokenOwner,
     RefreshError,
     RefreshExpired,
     RefreshReused,
@@ -359,13 +360,21 @@ class SessionService:
         """For the CLI: a disabled, deleted or re-passworded user loses every session."""
         return await self.logout_all(user_id)
 
-    async def revoke(self, token: str, hint: str | None = None) -> None:
+    async def revoke(self, token: str, hint: str | None = None, *, client_id: str | None = None) -> None:
         """RFC 7009: revoke a refresh token (its family) or an access token (its jti).
 
-        Unknown or invalid tokens are not an error (the RFC's answer is 200 either way).
+        ``client_id``: the client that authenticated the request, which may revoke only
+        tokens issued to it (RFC 7009 section 2.1), else :class:`NotTokenOwner` and nothing
+        changes; ``None``: an unauthenticated caller, who may revoke any token it holds.
+        ``hint`` (``token_type_hint``) is not needed: a refresh token (``jwr_`` + checksum)
+        and an access token (a JWT) cannot be mistaken for each other, so every token is
+        looked up as what it is, whatever the hint says (RFC 7009 section 2.1: the search
+        extends to every type). Unknown or invalid tokens are not an error (the RFC's answer
+        is 200 either way); revoking what is already revoked changes nothing.
         """
+        del hint
         now = self._clock()
-        if token.startswith(PREFIX) and hint != "access_token":
+        if token.startswith(PREFIX):
 
             def work(conn: Connection) -> list[Revocation]:
                 fid = self._family_of(conn, token)
@@ -373,6 +382,7 @@ class SessionService:
                     return []
                 fam = conn.execute(sa.select(families).where(families.c.id == fid)
                                    .with_for_update()).mappings().one()
+                self._check_owner(fam, client_id)
                 return self._revoke_family(conn, fam, "revoked", now)
 
             revoked = await self._db.run(work)
@@ -381,9 +391,25 @@ class SessionService:
                 claims = self._keyring.verifier().verify(token)
             except JWTError:
                 return
-            revoked = await self._record(
-                Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY))
+            entry = Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY)
+
+            def record_jti(conn: Connection) -> list[Revocation]:
+                if client_id is not None:
+                    fam = conn.execute(sa.select(families.c.client_id).where(
+                        families.c.id == claims.sid)).mappings().first()
+                    self._check_owner(fam, client_id)
+                return self._denylist.record(conn, [entry])
+
+            revoked = await self._db.run(record_jti)
         await self._denylist.applied(revoked)
+
+    @staticmethod
+    def _check_owner(fam: Row | None, client_id: str | None) -> None:
+        """An authenticated client may revoke only its own sessions' tokens."""
+        if client_id is not None and (fam is None or fam["client_id"] != client_id):
+            events.warning("revocation refused: the token was not issued to this client",
+                           extra={"event": "revoke_refused", "reason": NotTokenOwner.code})
+            raise NotTokenOwner("the token was not issued to this client")
 
     async def revoke_signing_key(self, kid: str) -> str | None:
         """Emergency: take a key out of the JWKS, refuse its tokens, tell resource servers.
@@ -407,8 +433,12 @@ class SessionService:
         return claims
 
     async def introspect(self, token: str, hint: str | None = None) -> dict[str, Any]:
-        """RFC 7662 response for an access or refresh token of this service."""
-        if token.startswith(PREFIX) and hint != "access_token":
+        """RFC 7662 response for an access or refresh token of this service.
+
+        Like :meth:`revoke`, every token is looked up as what it is, whatever the hint says.
+        """
+        del hint
+        if token.startswith(PREFIX):
             return await self._introspect_refresh(token)
         try:
             claims = await self.verify_access(token)
