@@ -176,10 +176,11 @@ async def test_a_resource_server_can_follow_the_deny_list_through_redis(
 ) -> None:
     from jwtwarden.resource.redis_follower import RedisFollower
 
-    follower = RedisFollower(redis_server.url)
+    clock = FakeClock(NOW)  # the service's and the follower's: entries expire on it
+    follower = RedisFollower(redis_server.url, clock=clock)
     await follower.astart()
     try:
-        async with service_state(make_settings(tmp_path, redis_url=redis_server.url)) as state:
+        async with service_state(make_settings(tmp_path, redis_url=redis_server.url), clock) as state:
             await synced(state)
 
             async def in_sync() -> bool:

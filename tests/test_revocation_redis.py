@@ -20,6 +20,7 @@ from jwtwarden.resource import redis_wire as wire
 from jwtwarden.resource.redis_follower import RedisFollower
 from jwtwarden.revocation import Revocation, subject_key
 from jwtwarden.service.app import ServiceState
+from jwtwarden.testing import FakeClock
 from tests.conftest import NOW
 from tests.infra import PrivateRedis, private_redis
 from tests.servicekit import make_settings, service_state
@@ -51,14 +52,15 @@ async def test_a_follower_fails_closed_until_a_token_service_has_loaded_redis(
     tmp_path: Path, redis_server: PrivateRedis
 ) -> None:
     claims = {"jti": "j", "sid": "s", "sub": "alice", "iat": NOW - 1}
-    follower = RedisFollower(redis_server.url)
+    clock = FakeClock(NOW)  # the service's and the follower's: entries expire on it
+    follower = RedisFollower(redis_server.url, clock=clock)
     await follower.astart()
     try:
         await eventually(lambda: follower.state == "waiting")
         assert not await follower.await_synced(1)  # the first requests do not wait for it
         with pytest.raises(errors.RevocationUnavailable):
             follower.check(claims)
-        async with service_state(make_settings(tmp_path, redis_url=redis_server.url)) as state:
+        async with service_state(make_settings(tmp_path, redis_url=redis_server.url), clock) as state:
             await synced(state)
             await eventually(lambda: follower.healthy)
             follower.check(claims)
