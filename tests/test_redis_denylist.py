@@ -174,15 +174,19 @@ async def test_pubsub_messages_that_are_not_revocations_are_ignored(
 async def test_a_resource_server_can_follow_the_deny_list_through_redis(
     tmp_path: Path, redis_server: PrivateRedis
 ) -> None:
-    from jwtwarden.revocation import RevocationSet
-    from jwtwarden.service.storage.redis import RedisRevocations
+    from jwtwarden.resource.redis_follower import RedisFollower
 
-    follower = RedisRevocations(redis_server.url, RevocationSet())
-    await follower.start()
+    clock = FakeClock(NOW)  # the service's and the follower's: entries expire on it
+    follower = RedisFollower(redis_server.url, clock=clock)
+    await follower.astart()
     try:
-        async with service_state(make_settings(tmp_path, redis_url=redis_server.url)) as state:
+        async with service_state(make_settings(tmp_path, redis_url=redis_server.url), clock) as state:
             await synced(state)
-            await asyncio.wait_for(follower.synced.wait(), 5)
+
+            async def in_sync() -> bool:
+                return follower.healthy
+
+            await eventually(in_sync, within=5.0)
             access, _ = await login(state)
             claims = await state.sessions.verify_access(access)
             follower.check(claims)
@@ -207,4 +211,4 @@ async def test_a_resource_server_can_follow_the_deny_list_through_redis(
 
             await eventually(closed, within=3.0)
     finally:
-        await follower.stop()
+        await follower.astop()

@@ -24,6 +24,7 @@ or a secret.
     │   └── BadType                             bad_type       (the ``typ`` header)
     ├── Revoked                                 revoked
     ├── InvalidCredentials                      invalid_credentials
+    ├── NotTokenOwner                           not_token_owner (RFC 7009: another client's token)
     ├── RateLimited                             rate_limited   .retry_after
     ├── TemporarilyUnavailable                  temporarily_unavailable
     │   ├── RevocationUnavailable               revocation_unavailable
@@ -90,6 +91,7 @@ __all__ = [
     "MissingClaim",
     "MissingToken",
     "NoSession",
+    "NotTokenOwner",
     "NotYetValid",
     "OAuthError",
     "RateLimited",
@@ -436,3 +438,10 @@ class SensitiveClaim(JWTError, ValueError):
             message or f"claim {claim!r} looks sensitive ({finding_code}); "
             "remove it or allow it explicitly"
         )
+
+
+class NotTokenOwner(JWTError):
+    """RFC 7009 section 2.1: an authenticated client asked to revoke a token issued to
+    another client (or to a user's own login); the token is left alone."""
+
+    code = "not_token_owner"

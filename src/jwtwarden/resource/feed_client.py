@@ -22,18 +22,16 @@ it raises :class:`~jwtwarden.errors.RevocationUnavailable` before the first snap
 arrived and whenever the feed has not answered for longer than ``max_outage`` (default 900 s,
 the longest access-token lifetime), because a token revoked during the outage could still be
 valid. Any other feeder (Redis pub/sub...) can fill a :class:`RevocationSet` and be checked
-the same way: the resource server needs only an object with ``check(claims)``.
+the same way: the resource server needs only an object with ``check(claims)``
+(:class:`~jwtwarden.resource.redis_follower.RedisFollower` follows Redis instead of HTTP).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import os
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -43,6 +41,7 @@ import httpx
 from jwtwarden.errors import MalformedToken, RevocationUnavailable
 from jwtwarden.jose.strict_json import parse_object
 from jwtwarden.policy import Clock
+from jwtwarden.resource.follower import RevocationFollower
 from jwtwarden.resource.jwks_client import check_url
 from jwtwarden.revocation import Revocation, RevocationSet
 
@@ -83,7 +82,7 @@ def default_feed_url(jwks_url: str) -> str:
     return str(url.copy_with(path=FEED_PATH, query=None, fragment=None))
 
 
-class RevocationFeed:
+class RevocationFeed(RevocationFollower):
     """A long-polling client of the revocation feed, feeding a :class:`RevocationSet`.
 
     ``max_outage``: seconds without an answer after which :meth:`check` fails closed
@@ -95,7 +94,11 @@ class RevocationFeed:
     changed the set. ``clock``: monotonic seconds for the outage measure (tests inject one).
     ``transport`` / ``client`` / ``async_client``: as for
     :class:`~jwtwarden.resource.jwks_client.RemoteJWKS`. The URL must be https (http on loopback).
+    Running it (task or thread), listeners and the first sync: see
+    :class:`~jwtwarden.resource.follower.RevocationFollower`.
     """
+
+    _task_name = "jwtwarden-revocation-feed"
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class RevocationFeed:
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
     ) -> None:
+        super().__init__()
         self._url = check_url(url, "revocation feed URL")
         for name, value in (("timeout", timeout), ("retry_initial", retry_initial),
                             ("retry_max", retry_max), ("max_outage", max_outage)):
@@ -136,18 +140,9 @@ class RevocationFeed:
         self._client = client
         self._async_client = async_client
         self._set = RevocationSet()
-        self._listeners: list[Callable[[RevocationSet], None]] = []
         self._cursor: str | None = None
         self._last_ok: float | None = None
         self._retry_in = self._retry_initial
-        self._synced = threading.Event()
-        self._settled = threading.Event()  # the first poll has ended, well or not
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self._thread: threading.Thread | None = None
-        self._thread_pid = 0
-        self._thread_loop: asyncio.AbstractEventLoop | None = None
-        self._thread_task: asyncio.Task[Any] | None = None
-        self._task: asyncio.Task[None] | None = None
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -184,36 +179,6 @@ class RevocationFeed:
             raise RevocationUnavailable("the revocation feed has been unreachable for too long")
         self._set.check(claims)
 
-    def add_listener(self, listener: Callable[[RevocationSet], None]) -> None:
-        """Call ``listener(revocations)`` after every answer that changed the set (before
-        ``on_update``): the resource server uses it to drop emergency-revoked keys."""
-        self._listeners.append(listener)
-
-    def wait_synced(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds for the first poll to end; True if it brought a snapshot.
-
-        Returns early (False) when that first poll failed: callers then fail closed at once
-        instead of holding requests while the feed retries.
-        """
-        self._settled.wait(timeout)
-        return self._synced.is_set()
-
-    async def await_synced(self, timeout: float) -> bool:
-        """Async :meth:`wait_synced`, without blocking the event loop."""
-        if self._settled.is_set():
-            return self._synced.is_set()
-        loop = asyncio.get_running_loop()
-        event = asyncio.Event()
-        self._waiters.append((loop, event))
-        try:
-            if self._settled.is_set():  # settled between the first check and the registration
-                return self._synced.is_set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
-            return self._synced.is_set()
-        finally:
-            self._waiters.remove((loop, event))
-
     # ---- one poll --------------------------------------------------------------------------
 
     def _params(self, wait: float) -> dict[str, str]:
@@ -246,19 +211,10 @@ class RevocationFeed:
         self._synced.set()
         self._settle()
         if changed:
-            for listener in self._listeners:
-                listener(self._set)
+            self._notify()
             if self._on_update is not None:
                 self._on_update()
         return changed
-
-    def _settle(self) -> None:
-        if self._settled.is_set():
-            return
-        self._settled.set()
-        for loop, event in list(self._waiters):
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(event.set)
 
     def _read_checks(self, response: httpx.Response) -> None:
         if response.status_code != 200:
@@ -360,67 +316,6 @@ class RevocationFeed:
         finally:
             if owned:
                 await client.aclose()
-
-    async def astart(self) -> None:
-        """Run :meth:`run` as a task on the running loop, unless it already runs there."""
-        loop = asyncio.get_running_loop()
-        task = self._task
-        if task is not None and not task.done() and task.get_loop() is loop:
-            return
-        self._task = loop.create_task(self.run(), name="jwtwarden-revocation-feed")
-
-    async def astop(self) -> None:
-        """Cancel the task started by :meth:`astart` and wait for it to end."""
-        task, self._task = self._task, None
-        if task is None or task.done():
-            return
-        task.cancel()
-        if task.get_loop() is asyncio.get_running_loop():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def _run_thread(self, started: threading.Event) -> None:
-        async def main() -> None:
-            self._thread_loop = asyncio.get_running_loop()
-            self._thread_task = asyncio.current_task()
-            started.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.run()
-
-        try:
-            asyncio.run(main())
-        finally:
-            started.set()
-
-    def start(self) -> None:
-        """Run the loop in a daemon thread (WSGI servers), unless it runs in this process.
-
-        The thread runs its own event loop, so :meth:`stop` can interrupt a long poll at
-        once. After a fork (pre-forking servers) the child starts its own thread.
-        """
-        pid = os.getpid()
-        thread = self._thread
-        if thread is not None and thread.is_alive() and self._thread_pid == pid:
-            return
-        started = threading.Event()
-        self._thread_pid = pid
-        self._thread = threading.Thread(
-            target=self._run_thread, args=(started,), name="jwtwarden-revocation-feed",
-            daemon=True,
-        )
-        self._thread.start()
-        started.wait()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread started by :meth:`start`, interrupting a long poll in progress."""
-        thread, self._thread = self._thread, None
-        loop, task = self._thread_loop, self._thread_task
-        self._thread_loop = self._thread_task = None
-        if loop is not None and task is not None:
-            with contextlib.suppress(RuntimeError):  # the loop has already ended
-                loop.call_soon_threadsafe(task.cancel)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
 
     def __repr__(self) -> str:
         state = "healthy" if self.healthy else "not healthy"

@@ -16,9 +16,10 @@ For every request, in this order:
    bound to the key, ``exp``, ``iss``, ``aud``, ``typ`` = ``at+jwt`` by default...). A
    rejected token → 401 ``invalid_token``.
 3. **Revocation** from memory (:class:`~jwtwarden.resource.feed_client.RevocationFeed` by
-   default) → 401 ``invalid_token`` when revoked. The feed's ``kid`` entries (signing keys
-   revoked in an emergency) remove those keys from the key set as soon as they arrive, so
-   every token they signed fails with ``unknown_key``.
+   default, or :class:`~jwtwarden.resource.redis_follower.RedisFollower`) → 401
+   ``invalid_token`` when revoked. Their ``kid`` entries (signing keys revoked in an
+   emergency) remove those keys from the key set as soon as they arrive, so every token they
+   signed fails with ``unknown_key``.
 4. **Authorization**: required scopes (``scope`` / ``scp``) and roles (``roles`` / ``role``),
    all of them → 403 ``insufficient_scope`` (:class:`InsufficientScope`).
 
@@ -28,7 +29,6 @@ to a 500; answers never contain the token or an internal message.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -50,6 +50,7 @@ from jwtwarden.errors import (
 )
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
 from jwtwarden.resource.feed_client import RevocationCheck, RevocationFeed, default_feed_url
+from jwtwarden.resource.follower import RevocationFollower
 from jwtwarden.resource.jwks_client import RemoteJWKS, RemoteVerifier
 
 __all__ = [
@@ -271,7 +272,10 @@ class ResourceServer:
     ``required_claims``, ``clock`` and ``verified_cache_size``: as for
     :meth:`RemoteJWKS.verifier`. ``revocations``: ``"feed"`` (default) reads the token
     service's revocation feed at :func:`~jwtwarden.resource.feed_client.default_feed_url`; a URL
-    string reads that feed; a :class:`RevocationFeed`, a
+    string reads that feed (a ``redis://`` or ``rediss://`` URL follows the service's Redis
+    with a :class:`~jwtwarden.resource.redis_follower.RedisFollower`); any
+    :class:`~jwtwarden.resource.follower.RevocationFollower` (a :class:`RevocationFeed`, a
+    ``RedisFollower``) is started, stopped and listened to for revoked keys; a
     :class:`~jwtwarden.revocation.RevocationSet` or any
     :class:`~jwtwarden.resource.feed_client.RevocationCheck` is used as given; ``None`` turns
     revocation checks off. ``realm`` names the protection space in ``WWW-Authenticate``.
@@ -316,12 +320,17 @@ class ResourceServer:
         )
         if revocations == _FEED:
             revocations = RevocationFeed(default_feed_url(jwks.url))
+        elif isinstance(revocations, str) and revocations.startswith(("redis://", "rediss://")):
+            from jwtwarden.resource.redis_follower import RedisFollower
+
+            revocations = RedisFollower(revocations)
         elif isinstance(revocations, str):
             revocations = RevocationFeed(revocations)
         elif revocations is not None and not callable(getattr(revocations, "check", None)):
             raise TypeError("revocations must have a check(claims) method, or be a URL or None")
         self._revocations: RevocationCheck | None = revocations
-        self._feed = revocations if isinstance(revocations, RevocationFeed) else None
+        # a follower runs with the server, and its kid entries drop keys from the key set
+        self._feed = revocations if isinstance(revocations, RevocationFollower) else None
         if self._feed is not None:
             self._feed.add_listener(lambda entries: jwks.set_revoked_kids(entries.revoked_kids()))
         self._realm = realm
@@ -339,7 +348,8 @@ class ResourceServer:
 
         ``JWTWARDEN_AUDIENCE`` may list several audiences, comma-separated. Optional:
         ``JWTWARDEN_ALGORITHMS`` (comma-separated, default ``ES256``),
-        ``JWTWARDEN_REVOCATION_URL`` (a feed URL, or ``off``; default: the service's feed),
+        ``JWTWARDEN_REVOCATION_URL`` (a feed URL, the service's ``redis://`` URL, or ``off``;
+        default: the service's feed),
         ``JWTWARDEN_REALM``, and for tuning the key cache ``JWTWARDEN_JWKS_MIN_AGE`` and
         ``JWTWARDEN_JWKS_COOLDOWN`` (seconds, default 30 each). Keyword ``options`` override.
         A missing variable is a :class:`ValueError` naming it.
@@ -515,25 +525,18 @@ class ResourceServer:
         finally:
             await self.astop()
 
-    def _feed_thread_runs(self, feed: RevocationFeed) -> bool:
-        thread = feed._thread
-        return thread is not None and thread.is_alive() and feed._thread_pid == os.getpid()
-
     def ensure_started(self) -> None:
         """:meth:`start` unless the feed already runs in this process (cheap; every request)."""
         feed = self._feed
-        if feed is not None and not self._feed_thread_runs(feed):
+        if feed is not None and not feed.thread_runs_here():
             self.start()
 
     async def aensure_started(self) -> None:
         """:meth:`astart` unless the feed already runs on this loop (cheap; every request)."""
         feed = self._feed
-        if feed is None:
+        if feed is None or feed.task_runs_here():
             return
-        task = feed._task
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            return
-        if not self._feed_thread_runs(feed):
+        if not feed.thread_runs_here():
             await self.astart()
 
     def __repr__(self) -> str:

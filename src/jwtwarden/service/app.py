@@ -36,6 +36,7 @@ from jwtwarden.errors import (
     InvalidRequest,
     JWTError,
     MalformedToken,
+    NotTokenOwner,
     RateLimited,
     RefreshError,
     SensitiveClaim,
@@ -619,7 +620,7 @@ def _client_credentials(request: Request) -> tuple[str, str] | None:
     return (client_id, secret) if sep and client_id else None
 
 
-async def _authenticate_client(request: Request, state: ServiceState, permission: str) -> str:
+async def _authenticate_client(request: Request, state: ServiceState, permission: str | None) -> str:
     credentials = _client_credentials(request)
     if credentials is None:
         raise _Refused(client_error())
@@ -628,6 +629,11 @@ async def _authenticate_client(request: Request, state: ServiceState, permission
     except InvalidCredentials:
         raise _Refused(client_error()) from None
     return client.id
+
+
+async def _authenticate_any_client(request: Request, state: ServiceState) -> str:
+    """RFC 7009: any registered client may authenticate to revoke its own tokens."""
+    return await _authenticate_client(request, state, None)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -819,8 +825,9 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     @_refused
     async def revoke(request: Request) -> Response:
         state = _state(request)
+        client_id: str | None = None  # without credentials: whoever holds a token may revoke it
         if request.headers.get("authorization"):
-            await _authenticate_client(request, state, "introspect")
+            client_id = await _authenticate_any_client(request, state)
         form = await _form(request)
         token = form.get("token")
         if not token:
@@ -828,7 +835,10 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         hint: str | None = form.get("token_type_hint")
         if hint not in (None, "access_token", "refresh_token"):
             return oauth_error(400, "unsupported_token_type", "token_type_hint is not supported")
-        await state.sessions.revoke(token, hint)
+        try:
+            await state.sessions.revoke(token, hint, client_id=client_id)
+        except NotTokenOwner as error:  # RFC 7009 section 2.1: refused, the token lives on
+            return oauth_error(400, "unauthorized_client", error.message, reason=error.code)
         return Response(status_code=200, headers=no_store)
 
     @app.post("/v1/auth/introspect", tags=["tokens"], summary="RFC 7662 token introspection",
@@ -873,8 +883,8 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     async def revocation_feed(request: Request, since: str | None = None, wait: float = 0) -> Response:
         state = _state(request)
         wait = min(max(wait, 0.0), FEED_MAX_WAIT)
-        feed = await state.denylist.changes(since, wait)
-        return JSONResponse(feed, headers={"Cache-Control": "no-store"})
+        body = await state.denylist.feed_body(since, wait)
+        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
     @app.get("/.well-known/jwks.json", tags=["discovery"], summary="Public signing keys (JWKS)")
     async def jwks(request: Request) -> Response:

@@ -44,6 +44,7 @@ from jwtwarden.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     JWTError,
+    NotTokenOwner,
     RefreshError,
     RefreshExpired,
     RefreshReused,
@@ -336,10 +337,16 @@ class SessionService:
         return self._issue(self._keyring.issuer(now), fam["subject"], fam["id"], fam["scope"], extra, now)
 
     def _revoke_family(self, conn: Connection, fam: Row, reason: str, now: float) -> list[Revocation]:
-        conn.execute(families.update().where(
+        """End one family and record its revocations: the transaction's last locking step."""
+        return self._denylist.record(conn, self._end_family(conn, fam, reason, now))
+
+    def _end_family(self, conn: Connection, fam: Row, reason: str, now: float) -> list[Revocation]:
+        """Mark a family revoked; the revocations to record, none if it already was (a
+        session revoked again must not be recorded, nor announced, again: issue #16 F4)."""
+        ended = conn.execute(families.update().where(
             families.c.id == fam["id"], families.c.revoked_at.is_(None)
         ).values(revoked_at=now, revoked_reason=reason, grace_successor=None, grace_until=None))
-        return self._denylist.record(conn, self._family_revocations(fam, now))
+        return self._family_revocations(fam, now) if ended.rowcount == 1 else []
 
     def _family_revocations(self, fam: Row, now: float) -> list[Revocation]:
         horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
@@ -363,17 +370,16 @@ class SessionService:
                 fid = self._family_of(conn, refresh_token)
                 if fid is not None:
                     family_ids.add(fid)
-            revoked: list[Revocation] = []
+            ended: list[Revocation] = []
             for fid in sorted(family_ids):
                 fam = conn.execute(sa.select(families).where(families.c.id == fid)
                                    .with_for_update()).mappings().first()
                 # an access token can only end its own subject's sessions
                 if fam is not None and (claims is None or fam["subject"] == claims.sub):
-                    revoked += self._revoke_family(conn, fam, "logout", now)
+                    ended += self._end_family(conn, fam, "logout", now)
             if claims is not None and claims.jti:
-                revoked += self._denylist.record(
-                    conn, [Revocation("jti", claims.jti, float(claims.exp) + DEFAULT_LEEWAY)])
-            return revoked
+                ended.append(Revocation("jti", claims.jti, float(claims.exp) + DEFAULT_LEEWAY))
+            return self._denylist.record(conn, ended)  # last: it takes the feed position
 
         revoked = await self._db.run(work)
         await self._denylist.applied(revoked)
@@ -415,14 +421,13 @@ class SessionService:
         rows = conn.execute(sa.select(families).where(
             families.c.subject == subject, families.c.revoked_at.is_(None)
         ).order_by(families.c.id).with_for_update()).mappings().all()
-        revoked: list[Revocation] = []
+        ended: list[Revocation] = []
         for fam in rows:
-            revoked += self._revoke_family(conn, fam, "logout_all", now)
+            ended += self._end_family(conn, fam, "logout_all", now)
         horizon = now + self._settings.access_lifetime + DEFAULT_LEEWAY
-        revoked += self._denylist.record(
-            conn, [Revocation("sub", self._keys.subject_handle(subject), horizon,
-                              cutoff=float(int(now)))])
-        return len(rows), revoked
+        ended.append(Revocation("sub", self._keys.subject_handle(subject), horizon,
+                                cutoff=float(int(now))))
+        return len(rows), self._denylist.record(conn, ended)  # last: it takes the feed position
 
     async def applied(self, revoked: list[Revocation]) -> None:
         """After commit: mirror and broadcast revocations (for account changes)."""
@@ -432,13 +437,21 @@ class SessionService:
         """For the CLI: a disabled, deleted or re-passworded user loses every session."""
         return await self.logout_all(user_id)
 
-    async def revoke(self, token: str, hint: str | None = None) -> None:
+    async def revoke(self, token: str, hint: str | None = None, *, client_id: str | None = None) -> None:
         """RFC 7009: revoke a refresh token (its family) or an access token (its jti).
 
-        Unknown or invalid tokens are not an error (the RFC's answer is 200 either way).
+        ``client_id``: the client that authenticated the request, which may revoke only
+        tokens issued to it (RFC 7009 section 2.1), else :class:`NotTokenOwner` and nothing
+        changes; ``None``: an unauthenticated caller, who may revoke any token it holds.
+        ``hint`` (``token_type_hint``) is not needed: a refresh token (``jwr_`` + checksum)
+        and an access token (a JWT) cannot be mistaken for each other, so every token is
+        looked up as what it is, whatever the hint says (RFC 7009 section 2.1: the search
+        extends to every type). Unknown or invalid tokens are not an error (the RFC's answer
+        is 200 either way); revoking what is already revoked changes nothing.
         """
+        del hint
         now = self._clock()
-        if token.startswith(PREFIX) and hint != "access_token":
+        if token.startswith(PREFIX):
 
             def work(conn: Connection) -> list[Revocation]:
                 fid = self._family_of(conn, token)
@@ -446,6 +459,7 @@ class SessionService:
                     return []
                 fam = conn.execute(sa.select(families).where(families.c.id == fid)
                                    .with_for_update()).mappings().one()
+                self._check_owner(fam, client_id)
                 return self._revoke_family(conn, fam, "revoked", now)
 
             revoked = await self._db.run(work)
@@ -454,9 +468,28 @@ class SessionService:
                 claims = self._keyring.verifier().verify(token)
             except JWTError:
                 return
-            revoked = await self._record(
-                Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY))
+            entry = Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY)
+
+            def record_jti(conn: Connection) -> list[Revocation]:
+                if client_id is not None and claims.sid is None:
+                    # a client_credentials token: no session, the client is in its claims
+                    self._check_owner({"client_id": claims.get("client_id")}, client_id)
+                elif client_id is not None:
+                    fam = conn.execute(sa.select(families.c.client_id).where(
+                        families.c.id == claims.sid)).mappings().first()
+                    self._check_owner(fam, client_id)
+                return self._denylist.record(conn, [entry])
+
+            revoked = await self._db.run(record_jti)
         await self._denylist.applied(revoked)
+
+    @staticmethod
+    def _check_owner(fam: Row | None, client_id: str | None) -> None:
+        """An authenticated client may revoke only its own sessions' tokens."""
+        if client_id is not None and (fam is None or fam["client_id"] != client_id):
+            events.warning("revocation refused: the token was not issued to this client",
+                           extra={"event": "revoke_refused", "reason": NotTokenOwner.code})
+            raise NotTokenOwner("the token was not issued to this client")
 
     async def revoke_signing_key(self, kid: str) -> str | None:
         """Emergency: take a key out of the JWKS, refuse its tokens, tell resource servers.
@@ -480,8 +513,12 @@ class SessionService:
         return claims
 
     async def introspect(self, token: str, hint: str | None = None) -> dict[str, Any]:
-        """RFC 7662 response for an access or refresh token of this service."""
-        if token.startswith(PREFIX) and hint != "access_token":
+        """RFC 7662 response for an access or refresh token of this service.
+
+        Like :meth:`revoke`, every token is looked up as what it is, whatever the hint says.
+        """
+        del hint
+        if token.startswith(PREFIX):
             return await self._introspect_refresh(token)
         try:
             claims = await self.verify_access(token)

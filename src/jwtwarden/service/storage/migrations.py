@@ -12,6 +12,7 @@ so one applies and the others find nothing left to do.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -192,12 +193,42 @@ def _d_username_keys_and_credential_epochs(conn: Connection) -> None:
     conn.execute(sa.text("CREATE UNIQUE INDEX ix_users_username_key ON users (username_key)"))
 
 
+def _b_revocation_feed_order(conn: Connection) -> None:
+    """Issue #16 F2 and F4: one row per revoked (kind, value), and a feed position (``seq``)
+    taken under the lock of the single ``revocation_feed`` row, so positions commit in order.
+
+    Duplicate rows (one per repeated revocation, before) merge into the newest row of their
+    (kind, value) with the latest expiry and cutoff. Every row keeps its id as its position.
+    """
+    conn.execute(sa.text("ALTER TABLE revocations ADD COLUMN seq BIGINT"))
+    conn.execute(sa.text(
+        "UPDATE revocations SET expires_at = merged.expires_at, cutoff = merged.cutoff "
+        "FROM (SELECT max(id) AS id, max(expires_at) AS expires_at, max(cutoff) AS cutoff "
+        "      FROM revocations GROUP BY kind, value HAVING count(*) > 1) AS merged "
+        "WHERE revocations.id = merged.id"))
+    conn.execute(sa.text(
+        "DELETE FROM revocations WHERE id NOT IN (SELECT max(id) FROM revocations GROUP BY kind, value)"))
+    conn.execute(sa.text("UPDATE revocations SET seq = id"))
+    conn.execute(sa.text("CREATE UNIQUE INDEX uq_revocations_kind_value ON revocations (kind, value)"))
+    conn.execute(sa.text("CREATE INDEX ix_revocations_seq ON revocations (seq)"))
+    feed = sa.Table(
+        "revocation_feed", sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("epoch", sa.Text, nullable=False),
+    )
+    feed.create(conn)
+    top = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM revocations")).scalar()
+    conn.execute(feed.insert().values(id=1, seq=int(top or 0), epoch=secrets.token_hex(4)))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "expiry indexes and session client", _expiry_indexes_and_session_client),
     Migration(3, "g_client grants and assertion jtis", _g_client_grants_and_assertion_jtis),
     Migration(4, "c_row macs and sealed grace successors", _c_row_macs_and_sealed_grace_successors),
     Migration(5, "d_ username keys and credential epochs", _d_username_keys_and_credential_epochs),
+    Migration(6, "b_revocation feed order and one row per revocation", _b_revocation_feed_order),
 )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "meta",
     "metadata",
     "refresh_tokens",
+    "revocation_feed",
     "revocations",
     "signing_keys",
     "users",
@@ -113,6 +114,8 @@ refresh_tokens = sa.Table(
     sa.Column("mac", sa.LargeBinary, nullable=True),  # migration 4 (c_)
 )
 
+# One row per revoked thing (kind, value), merged in place: a later cutoff or expiry updates
+# it and moves it to the feed's end (seq); revoking it again changes nothing (migration 6).
 revocations = sa.Table(
     "revocations",
     metadata,
@@ -122,6 +125,20 @@ revocations = sa.Table(
     sa.Column("cutoff", sa.Double, nullable=True),
     sa.Column("expires_at", sa.Double, nullable=False, index=True),
     sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=True, index=True),  # feed position; always written
+    sa.UniqueConstraint("kind", "value", name="uq_revocations_kind_value"),
+)
+
+# The revocation feed's clock: one row. A transaction that changes revocations first takes
+# the next seq by updating this row, whose lock it holds until it commits, so seqs become
+# visible in order and a follower reading "seq > cursor" never skips one (issue #16 F2).
+# ``epoch`` is random per database: a cursor of another database is recognised as unknown.
+revocation_feed = sa.Table(
+    "revocation_feed",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("epoch", sa.Text, nullable=False),
 )
 
 signing_keys = sa.Table(
