@@ -257,11 +257,8 @@ _NAME_CACHE_MAX = 4096
 _NAME_CACHE_KEY_MAX = 64
 
 
-def _singular(word: str) -> str:
-    return word[:-1] if word in _PLURALS else word
-
-
 _MAX_SEQUENCE = max(len(sequence) for sequence in _SENSITIVE_WORDS)
+_FIRST_WORDS = frozenset(sequence[0] for sequence in _SENSITIVE_WORDS)
 
 
 def _suffix_kind(word: str) -> int | None:
@@ -272,23 +269,41 @@ def _suffix_kind(word: str) -> int | None:
     return None
 
 
+def _last_index(words: list[str], vocabulary: frozenset[str]) -> int:
+    """The index of the last word of ``words`` in ``vocabulary``, or -1."""
+    if vocabulary.isdisjoint(words):
+        return -1
+    return next(i for i in range(len(words) - 1, -1, -1) if words[i] in vocabulary)
+
+
 def _words_are_sensitive(words: list[str]) -> bool:
-    """Whether a sensitive word sequence occurs that no flag or metadata word neutralises."""
+    """Whether a sensitive word sequence occurs that no flag or metadata word neutralises.
+
+    A flag word anywhere before a sequence, or a metadata (or, for a random secret, a
+    digest) word anywhere after it, neutralises it. The first flag word and the last
+    metadata and digest words answer that for every candidate at once, so the words are
+    read a bounded number of times (looking before and after each candidate was quadratic
+    in the number of words of a long name).
+    """
     count = len(words)
-    for start in range(count):
+    first_flag = count
+    if not _FLAG_WORDS.isdisjoint(words):
+        first_flag = next(i for i, word in enumerate(words) if word in _FLAG_WORDS)
+    last_meta = _last_index(words, _META_WORDS)
+    last_digest = _last_index(words, _DIGEST_WORDS)
+    # A sequence starting after the first flag word is neutralised, whatever it is.
+    for start in range(min(count, first_flag + 1)):
+        word = words[start]
+        if word not in _FIRST_WORDS and len(word) < _SUFFIX_MIN_WORD:
+            continue  # no sequence starts with it and no suffix can end it
         for size in range(min(_MAX_SEQUENCE, count - start), 0, -1):
             end = start + size
             kind = _SENSITIVE_WORDS.get(tuple(words[start:end]))
             if kind is None and size == 1:
-                kind = _suffix_kind(words[start])
-            if kind is None:
+                kind = _suffix_kind(word)
+            if kind is None or last_meta >= end:
                 continue
-            if any(word in _FLAG_WORDS for word in words[:start]):
-                continue
-            after = words[end:]
-            if any(word in _META_WORDS for word in after):
-                continue
-            if kind == _RANDOM and any(word in _DIGEST_WORDS for word in after):
+            if kind == _RANDOM and last_digest >= end:
                 continue
             return True
     return False
@@ -298,7 +313,8 @@ def _analyse_name(name: str) -> int:
     flags = _NAME_RANDOM_VALUE if name in _RANDOM_BY_DESIGN else 0
     if name in _REGISTERED_NAMES:
         return flags
-    words = [_singular(word.lower()) for word in _WORDS.findall(name)]
+    # lower case, plurals made singular
+    words = [w[:-1] if w in _PLURALS else w for w in map(str.lower, _WORDS.findall(name))]
     if words and words[-1] in _DIGEST_WORDS:
         flags |= _NAME_RANDOM_VALUE
     if _words_are_sensitive(words):
