@@ -343,6 +343,17 @@ _PEM_PRIVATE = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?----
 # A JOSE header is a JSON object: '{"' encodes to "eyJ", '{ ' to "eyA", '{\n' to "ewo".
 _JWT = re.compile(r"e[wy][A-Za-z0-9_-]{13,}\.[A-Za-z0-9_-]*\.")
 _JWT_HEADER_MAX = 4096
+# What Python searches with: the same matches as _JWT (which the debugger's JavaScript
+# engine uses, and which stays the specification), found in one pass. _JWT, tried from
+# every "ey"/"ew" of a long base64url run, rescans the rest of the run each time
+# ("eyeyey..." was quadratic). Whether any start in a run can match depends only on the
+# run (the dots after it) and on the room after the start, which the leftmost "ey"/"ew"
+# has most of: so this pattern is tried at run starts only, commits to the leftmost
+# "ey"/"ew" of the run (the atomic group) and never backtracks (possessive loops). Group 1
+# is where _JWT's match starts; the matches end at the same place.
+_JWT_RUN = re.compile(
+    r"(?<![A-Za-z0-9_-])(?>[A-Za-z0-9_-]*?(e)[wy])[A-Za-z0-9_-]{13,}+\.[A-Za-z0-9_-]*+\."
+)
 
 # fmt: off
 # (gate, code, what it is, pattern). A pattern is only searched for when its gate occurs
@@ -426,11 +437,16 @@ _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,63})(?![A-Za-z0-9-])"
 )
+_URL_SEPARATORS = ("/", " ", "\t", "\r", "\n")
 # "icon@2x.png" is a file name, not an address.
 _FILE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "pdf"})
 
 _ENTROPY_MIN_LEN = 32
 _ENTROPY_RUN = re.compile(r"[A-Za-z0-9+/_-]{32,}")
+# What Python searches with: _ENTROPY_RUN's matches (maximal runs of 32 or more), tried at
+# run starts only. _ENTROPY_RUN (kept for the debugger's JavaScript engine) retries every
+# run shorter than 32 from each of its characters.
+_ENTROPY_RUN_AT_START = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{32,}+")
 _CLASS_RUNS = re.compile(r"[a-z]+|[A-Z]+|[0-9]+|[^A-Za-z0-9]+")
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -474,10 +490,10 @@ def _is_jose_header(segment: str) -> bool:
 
 
 def _has_jwt(text: str) -> bool:
-    for match in _JWT.finditer(text):
-        start = match.start()
-        if start and text[start - 1] in _B64URL:
-            continue
+    for match in _JWT_RUN.finditer(text):
+        start = match.start(1)
+        if start != match.start():
+            continue  # _JWT matches inside a run, after a base64url character: not a token
         candidate = match.group()
         if _is_jose_header(candidate[: candidate.index(".")]):
             return True
@@ -499,13 +515,24 @@ def _prefixed_hit(text: str) -> _Hit | None:
 
 
 def _has_email(text: str) -> bool:
+    # The user part of a URL ("https://user@host") is not an address: the last "//" before
+    # the match is followed by no "/" or whitespace up to it. Equivalently, the last of
+    # those separators before the match is the second "/" of a "//". The matches come in
+    # order, so that separator is tracked as they go and the text is read once (looking
+    # back from every match to the last "//" was quadratic: "https://a@b.io,a@b.io,...").
+    last_separator = -1
+    scanned = 0
     for match in _EMAIL.finditer(text):
         if match.group(1).lower() in _FILE_EXTENSIONS:
             continue
         start = match.start()
-        authority = text.rfind("//", 0, start)
-        if authority >= 0 and not any(c in "/ \t\r\n" for c in text[authority + 2 : start]):
-            continue  # the user part of a URL, "https://user@host"
+        for separator in _URL_SEPARATORS:
+            found = text.rfind(separator, scanned, start)
+            if found > last_separator:
+                last_separator = found
+        scanned = start
+        if last_separator > 0 and text[last_separator] == "/" and text[last_separator - 1] == "/":
+            continue
         return True
     return False
 
@@ -537,7 +564,7 @@ def _looks_random(run: str) -> bool:
 def _has_high_entropy(text: str) -> bool:
     if "-----BEGIN CERTIFICATE-----" in text or "PUBLIC KEY-----" in text:
         return False  # public PEM material is base64 by nature and not a secret
-    return any(_looks_random(match.group()) for match in _ENTROPY_RUN.finditer(text))
+    return any(_looks_random(match.group()) for match in _ENTROPY_RUN_AT_START.finditer(text))
 
 
 def _scan_str(text: str, random_expected: bool) -> _Hit | None:
