@@ -78,9 +78,9 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["Finding", "Severity", "lint_claims"]
+__all__ = ["Finding", "Severity", "first_finding", "lint_claims"]
 
 
 class Severity(enum.IntEnum):
@@ -616,8 +616,27 @@ def _is_private_jwk(obj: Mapping[Any, object]) -> bool:
     return not _JWK_PRIVATE_MEMBERS.isdisjoint(obj.keys()) or (kty == "oct" and "k" in obj)
 
 
-def _finding(hit: _Hit, path: str) -> Finding:
-    return Finding(hit[0], hit[1], path, hit[2])
+# Where a value sits: None for the claims object itself, else (where its container sits,
+# its escaped reference token). The JSON Pointer text is written only for a finding:
+# writing it for every container visited copied the names above that container each
+# time, quadratic under a long name ({"<32 KiB name>": [[], [], ...]}).
+_Path: TypeAlias = "tuple[_Path, str] | None"
+
+
+def _pointer(path: _Path, token: str) -> str:
+    """The JSON Pointer of the member or item ``token`` of the container at ``path``."""
+    if path is None:
+        return "/" + token
+    tokens = [token]
+    while path is not None:
+        path, parent = path
+        tokens.append(parent)
+    tokens.append("")
+    return "/".join(reversed(tokens))
+
+
+def _finding(hit: _Hit, path: _Path, token: str) -> Finding:
+    return Finding(hit[0], hit[1], _pointer(path, token), hit[2])
 
 
 def _token(name: str) -> str:
@@ -627,8 +646,10 @@ def _token(name: str) -> str:
     return name
 
 
-def _visit(value: object, path: str, depth: int, random_expected: bool, out: list[Finding]) -> None:
-    """Scan one value whose pointer is ``path`` and which sits ``depth`` levels down.
+def _visit(
+    value: object, path: _Path, token: str, depth: int, random_expected: bool, out: list[Finding]
+) -> None:
+    """Scan the value ``token`` of the container at ``path``, ``depth`` levels down.
 
     The walkers below inline the common cases (short strings, small ints, dicts, lists)
     and only call this for the rest; it handles every type.
@@ -638,7 +659,7 @@ def _visit(value: object, path: str, depth: int, random_expected: bool, out: lis
         if depth > _MAX_DEPTH:
             hit = _HIT_TOO_DEEP
         else:
-            _walk_array(value, path, depth, random_expected, out)
+            _walk_array(value, (path, token), depth, random_expected, out)
     elif isinstance(value, dict) or (
         not isinstance(value, (str, int, float)) and isinstance(value, Mapping)
     ):
@@ -648,24 +669,24 @@ def _visit(value: object, path: str, depth: int, random_expected: bool, out: lis
             hit = _HIT_JWK
         else:
             # A public JWK (cnf.jwk) is random by design: its members are not high_entropy.
-            _walk_object(value, path, depth, random_expected or "kty" in value, (), out)
+            _walk_object(value, (path, token), depth, random_expected or "kty" in value, (), out)
     elif isinstance(value, str):
         if len(value) >= 6:
             hit = _scan_str(value, random_expected)
     elif isinstance(value, int) and not isinstance(value, bool):
         hit = _int_hit(value)
     if hit is not None:
-        out.append(_finding(hit, path))
+        out.append(_finding(hit, path, token))
 
 
 def _walk_array(
     seq: list[object] | tuple[object, ...],
-    prefix: str,
+    path: _Path,
     depth: int,
     random_expected: bool,
     out: list[Finding],
 ) -> None:
-    """Scan the items of an array whose own pointer is ``prefix``."""
+    """Scan the items of the array at ``path``."""
     for index, item in enumerate(seq):
         # The common cases inline, the path built only when needed. Bools are ints
         # below the card range.
@@ -673,25 +694,25 @@ def _walk_array(
             if len(item) >= 6:
                 hit = _scan_str(item, random_expected)
                 if hit is not None:
-                    out.append(_finding(hit, f"{prefix}/{index}"))
+                    out.append(_finding(hit, path, str(index)))
         elif isinstance(item, int):
             if item >= _CARD_INT_MIN:
                 hit = _int_hit(item)
                 if hit is not None:
-                    out.append(_finding(hit, f"{prefix}/{index}"))
+                    out.append(_finding(hit, path, str(index)))
         elif item is not None and not isinstance(item, float):
-            _visit(item, f"{prefix}/{index}", depth + 1, random_expected, out)
+            _visit(item, path, str(index), depth + 1, random_expected, out)
 
 
 def _walk_object(
     obj: Mapping[Any, object],
-    prefix: str,
+    path: _Path,
     depth: int,
     random_expected: bool,
     skip: Collection[str],
     out: list[Finding],
 ) -> None:
-    """Scan the members of an object whose own pointer is ``prefix``."""
+    """Scan the members of the object at ``path``."""
     for key, value in obj.items():
         name = key if type(key) is str else str(key)
         if skip and name in skip:
@@ -701,7 +722,7 @@ def _walk_object(
             flags = _name_flags(name)
         if flags:
             if flags & _NAME_SENSITIVE and value is not None and not isinstance(value, bool):
-                out.append(_finding(_HIT_NAME, f"{prefix}/{_token(name)}"))
+                out.append(_finding(_HIT_NAME, path, _token(name)))
             value_random_expected = random_expected or bool(flags & _NAME_RANDOM_VALUE)
         else:
             value_random_expected = random_expected
@@ -709,14 +730,28 @@ def _walk_object(
             if len(value) >= 6:
                 hit = _scan_str(value, value_random_expected)
                 if hit is not None:
-                    out.append(_finding(hit, f"{prefix}/{_token(name)}"))
+                    out.append(_finding(hit, path, _token(name)))
         elif isinstance(value, int):
             if value >= _CARD_INT_MIN:
                 hit = _int_hit(value)
                 if hit is not None:
-                    out.append(_finding(hit, f"{prefix}/{_token(name)}"))
+                    out.append(_finding(hit, path, _token(name)))
         elif value is not None and not isinstance(value, float):
-            _visit(value, f"{prefix}/{_token(name)}", depth + 1, value_random_expected, out)
+            _visit(value, path, _token(name), depth + 1, value_random_expected, out)
+
+
+class _Enough(Exception):
+    pass
+
+
+class _First(list[Finding]):
+    """A findings list that stops the walk at its first finding."""
+
+    __slots__ = ()
+
+    def append(self, finding: Finding) -> None:
+        super().append(finding)
+        raise _Enough
 
 
 def lint_claims(claims: Mapping[str, object], *, skip: Collection[str] = ()) -> list[Finding]:
@@ -727,9 +762,30 @@ def lint_claims(claims: Mapping[str, object], *, skip: Collection[str] = ()) -> 
     claim names not to scan at all (the issuer passes the registered claims it set itself).
     Findings come in document order, depth first: for each member, its name finding, then
     its value finding, then the findings inside it.
+
+    The scan takes time linear in the size of ``claims``, plus the size of what it
+    returns: each finding carries the pointer of its value, which repeats the names of the
+    objects above it. A caller that only needs to know whether anything fires should use
+    :func:`first_finding`.
     """
     if skip and not isinstance(skip, (frozenset, set)):
         skip = frozenset(skip)
     out: list[Finding] = []
-    _walk_object(claims, "", 0, False, skip, out)
+    _walk_object(claims, None, 0, False, skip, out)
     return out
+
+
+def first_finding(claims: Mapping[str, object], *, skip: Collection[str] = ()) -> Finding | None:
+    """The first finding :func:`lint_claims` would return, or ``None``; the scan stops there.
+
+    What the issuer runs on every payload it signs: its cost is linear in the size of
+    ``claims`` whatever they hold.
+    """
+    if skip and not isinstance(skip, (frozenset, set)):
+        skip = frozenset(skip)
+    out = _First()
+    try:
+        _walk_object(claims, None, 0, False, skip, out)
+    except _Enough:
+        return out[0]
+    return None
