@@ -28,7 +28,7 @@ from jwtwarden.jose.b64 import b64url_encode
 from jwtwarden.jose.jws import DEFAULT_MAX_TOKEN_SIZE, encode_header
 from jwtwarden.jose.strict_json import MAX_DEPTH, dumps
 from jwtwarden.keys import Key, KeySet
-from jwtwarden.lint import lint_claims
+from jwtwarden.lint import first_finding
 from jwtwarden.policy import (
     DEFAULT_LIFETIME,
     MAX_LIFETIME,
@@ -293,10 +293,10 @@ class Issuer:
                 f"{sorted(REGISTERED_CLAIMS.intersection(claims))} are set by the issuer; "
                 "use subject=, lifetime=, audience="
             )
-        findings = lint_claims(claims)
-        if findings:
-            allowed = self._allowed.union(allow_sensitive)
-            for finding in findings:
-                name = _top_level_claim(finding.path)
-                if name not in allowed:
-                    raise SensitiveClaim(name, finding.code)
+        # The allowed claims are not scanned at all and the first finding is all it takes,
+        # so the linter's cost stays linear in the claims (listing every finding was not:
+        # each carries a pointer that repeats the names above it).
+        allowed = self._allowed.union(allow_sensitive) if allow_sensitive else self._allowed
+        finding = first_finding(claims, skip=allowed)
+        if finding is not None:
+            raise SensitiveClaim(_top_level_claim(finding.path), finding.code)

@@ -78,9 +78,9 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["Finding", "Severity", "lint_claims"]
+__all__ = ["Finding", "Severity", "first_finding", "lint_claims"]
 
 
 class Severity(enum.IntEnum):
@@ -257,11 +257,8 @@ _NAME_CACHE_MAX = 4096
 _NAME_CACHE_KEY_MAX = 64
 
 
-def _singular(word: str) -> str:
-    return word[:-1] if word in _PLURALS else word
-
-
 _MAX_SEQUENCE = max(len(sequence) for sequence in _SENSITIVE_WORDS)
+_FIRST_WORDS = frozenset(sequence[0] for sequence in _SENSITIVE_WORDS)
 
 
 def _suffix_kind(word: str) -> int | None:
@@ -272,23 +269,41 @@ def _suffix_kind(word: str) -> int | None:
     return None
 
 
+def _last_index(words: list[str], vocabulary: frozenset[str]) -> int:
+    """The index of the last word of ``words`` in ``vocabulary``, or -1."""
+    if vocabulary.isdisjoint(words):
+        return -1
+    return next(i for i in range(len(words) - 1, -1, -1) if words[i] in vocabulary)
+
+
 def _words_are_sensitive(words: list[str]) -> bool:
-    """Whether a sensitive word sequence occurs that no flag or metadata word neutralises."""
+    """Whether a sensitive word sequence occurs that no flag or metadata word neutralises.
+
+    A flag word anywhere before a sequence, or a metadata (or, for a random secret, a
+    digest) word anywhere after it, neutralises it. The first flag word and the last
+    metadata and digest words answer that for every candidate at once, so the words are
+    read a bounded number of times (looking before and after each candidate was quadratic
+    in the number of words of a long name).
+    """
     count = len(words)
-    for start in range(count):
+    first_flag = count
+    if not _FLAG_WORDS.isdisjoint(words):
+        first_flag = next(i for i, word in enumerate(words) if word in _FLAG_WORDS)
+    last_meta = _last_index(words, _META_WORDS)
+    last_digest = _last_index(words, _DIGEST_WORDS)
+    # A sequence starting after the first flag word is neutralised, whatever it is.
+    for start in range(min(count, first_flag + 1)):
+        word = words[start]
+        if word not in _FIRST_WORDS and len(word) < _SUFFIX_MIN_WORD:
+            continue  # no sequence starts with it and no suffix can end it
         for size in range(min(_MAX_SEQUENCE, count - start), 0, -1):
             end = start + size
             kind = _SENSITIVE_WORDS.get(tuple(words[start:end]))
             if kind is None and size == 1:
-                kind = _suffix_kind(words[start])
-            if kind is None:
+                kind = _suffix_kind(word)
+            if kind is None or last_meta >= end:
                 continue
-            if any(word in _FLAG_WORDS for word in words[:start]):
-                continue
-            after = words[end:]
-            if any(word in _META_WORDS for word in after):
-                continue
-            if kind == _RANDOM and any(word in _DIGEST_WORDS for word in after):
+            if kind == _RANDOM and last_digest >= end:
                 continue
             return True
     return False
@@ -298,7 +313,8 @@ def _analyse_name(name: str) -> int:
     flags = _NAME_RANDOM_VALUE if name in _RANDOM_BY_DESIGN else 0
     if name in _REGISTERED_NAMES:
         return flags
-    words = [_singular(word.lower()) for word in _WORDS.findall(name)]
+    # lower case, plurals made singular
+    words = [w[:-1] if w in _PLURALS else w for w in map(str.lower, _WORDS.findall(name))]
     if words and words[-1] in _DIGEST_WORDS:
         flags |= _NAME_RANDOM_VALUE
     if _words_are_sensitive(words):
@@ -327,6 +343,17 @@ _PEM_PRIVATE = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?----
 # A JOSE header is a JSON object: '{"' encodes to "eyJ", '{ ' to "eyA", '{\n' to "ewo".
 _JWT = re.compile(r"e[wy][A-Za-z0-9_-]{13,}\.[A-Za-z0-9_-]*\.")
 _JWT_HEADER_MAX = 4096
+# What Python searches with: the same matches as _JWT (which the debugger's JavaScript
+# engine uses, and which stays the specification), found in one pass. _JWT, tried from
+# every "ey"/"ew" of a long base64url run, rescans the rest of the run each time
+# ("eyeyey..." was quadratic). Whether any start in a run can match depends only on the
+# run (the dots after it) and on the room after the start, which the leftmost "ey"/"ew"
+# has most of: so this pattern is tried at run starts only, commits to the leftmost
+# "ey"/"ew" of the run (the atomic group) and never backtracks (possessive loops). Group 1
+# is where _JWT's match starts; the matches end at the same place.
+_JWT_RUN = re.compile(
+    r"(?<![A-Za-z0-9_-])(?>[A-Za-z0-9_-]*?(e)[wy])[A-Za-z0-9_-]{13,}+\.[A-Za-z0-9_-]*+\."
+)
 
 # fmt: off
 # (gate, code, what it is, pattern). A pattern is only searched for when its gate occurs
@@ -410,11 +437,16 @@ _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,63})(?![A-Za-z0-9-])"
 )
+_URL_SEPARATORS = ("/", " ", "\t", "\r", "\n")
 # "icon@2x.png" is a file name, not an address.
 _FILE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "pdf"})
 
 _ENTROPY_MIN_LEN = 32
 _ENTROPY_RUN = re.compile(r"[A-Za-z0-9+/_-]{32,}")
+# What Python searches with: _ENTROPY_RUN's matches (maximal runs of 32 or more), tried at
+# run starts only. _ENTROPY_RUN (kept for the debugger's JavaScript engine) retries every
+# run shorter than 32 from each of its characters.
+_ENTROPY_RUN_AT_START = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{32,}+")
 _CLASS_RUNS = re.compile(r"[a-z]+|[A-Z]+|[0-9]+|[^A-Za-z0-9]+")
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -458,10 +490,10 @@ def _is_jose_header(segment: str) -> bool:
 
 
 def _has_jwt(text: str) -> bool:
-    for match in _JWT.finditer(text):
-        start = match.start()
-        if start and text[start - 1] in _B64URL:
-            continue
+    for match in _JWT_RUN.finditer(text):
+        start = match.start(1)
+        if start != match.start():
+            continue  # _JWT matches inside a run, after a base64url character: not a token
         candidate = match.group()
         if _is_jose_header(candidate[: candidate.index(".")]):
             return True
@@ -483,13 +515,24 @@ def _prefixed_hit(text: str) -> _Hit | None:
 
 
 def _has_email(text: str) -> bool:
+    # The user part of a URL ("https://user@host") is not an address: the last "//" before
+    # the match is followed by no "/" or whitespace up to it. Equivalently, the last of
+    # those separators before the match is the second "/" of a "//". The matches come in
+    # order, so that separator is tracked as they go and the text is read once (looking
+    # back from every match to the last "//" was quadratic: "https://a@b.io,a@b.io,...").
+    last_separator = -1
+    scanned = 0
     for match in _EMAIL.finditer(text):
         if match.group(1).lower() in _FILE_EXTENSIONS:
             continue
         start = match.start()
-        authority = text.rfind("//", 0, start)
-        if authority >= 0 and not any(c in "/ \t\r\n" for c in text[authority + 2 : start]):
-            continue  # the user part of a URL, "https://user@host"
+        for separator in _URL_SEPARATORS:
+            found = text.rfind(separator, scanned, start)
+            if found > last_separator:
+                last_separator = found
+        scanned = start
+        if last_separator > 0 and text[last_separator] == "/" and text[last_separator - 1] == "/":
+            continue
         return True
     return False
 
@@ -521,7 +564,7 @@ def _looks_random(run: str) -> bool:
 def _has_high_entropy(text: str) -> bool:
     if "-----BEGIN CERTIFICATE-----" in text or "PUBLIC KEY-----" in text:
         return False  # public PEM material is base64 by nature and not a secret
-    return any(_looks_random(match.group()) for match in _ENTROPY_RUN.finditer(text))
+    return any(_looks_random(match.group()) for match in _ENTROPY_RUN_AT_START.finditer(text))
 
 
 def _scan_str(text: str, random_expected: bool) -> _Hit | None:
@@ -573,8 +616,27 @@ def _is_private_jwk(obj: Mapping[Any, object]) -> bool:
     return not _JWK_PRIVATE_MEMBERS.isdisjoint(obj.keys()) or (kty == "oct" and "k" in obj)
 
 
-def _finding(hit: _Hit, path: str) -> Finding:
-    return Finding(hit[0], hit[1], path, hit[2])
+# Where a value sits: None for the claims object itself, else (where its container sits,
+# its escaped reference token). The JSON Pointer text is written only for a finding:
+# writing it for every container visited copied the names above that container each
+# time, quadratic under a long name ({"<32 KiB name>": [[], [], ...]}).
+_Path: TypeAlias = "tuple[_Path, str] | None"
+
+
+def _pointer(path: _Path, token: str) -> str:
+    """The JSON Pointer of the member or item ``token`` of the container at ``path``."""
+    if path is None:
+        return "/" + token
+    tokens = [token]
+    while path is not None:
+        path, parent = path
+        tokens.append(parent)
+    tokens.append("")
+    return "/".join(reversed(tokens))
+
+
+def _finding(hit: _Hit, path: _Path, token: str) -> Finding:
+    return Finding(hit[0], hit[1], _pointer(path, token), hit[2])
 
 
 def _token(name: str) -> str:
@@ -584,8 +646,10 @@ def _token(name: str) -> str:
     return name
 
 
-def _visit(value: object, path: str, depth: int, random_expected: bool, out: list[Finding]) -> None:
-    """Scan one value whose pointer is ``path`` and which sits ``depth`` levels down.
+def _visit(
+    value: object, path: _Path, token: str, depth: int, random_expected: bool, out: list[Finding]
+) -> None:
+    """Scan the value ``token`` of the container at ``path``, ``depth`` levels down.
 
     The walkers below inline the common cases (short strings, small ints, dicts, lists)
     and only call this for the rest; it handles every type.
@@ -595,7 +659,7 @@ def _visit(value: object, path: str, depth: int, random_expected: bool, out: lis
         if depth > _MAX_DEPTH:
             hit = _HIT_TOO_DEEP
         else:
-            _walk_array(value, path, depth, random_expected, out)
+            _walk_array(value, (path, token), depth, random_expected, out)
     elif isinstance(value, dict) or (
         not isinstance(value, (str, int, float)) and isinstance(value, Mapping)
     ):
@@ -605,24 +669,24 @@ def _visit(value: object, path: str, depth: int, random_expected: bool, out: lis
             hit = _HIT_JWK
         else:
             # A public JWK (cnf.jwk) is random by design: its members are not high_entropy.
-            _walk_object(value, path, depth, random_expected or "kty" in value, (), out)
+            _walk_object(value, (path, token), depth, random_expected or "kty" in value, (), out)
     elif isinstance(value, str):
         if len(value) >= 6:
             hit = _scan_str(value, random_expected)
     elif isinstance(value, int) and not isinstance(value, bool):
         hit = _int_hit(value)
     if hit is not None:
-        out.append(_finding(hit, path))
+        out.append(_finding(hit, path, token))
 
 
 def _walk_array(
     seq: list[object] | tuple[object, ...],
-    prefix: str,
+    path: _Path,
     depth: int,
     random_expected: bool,
     out: list[Finding],
 ) -> None:
-    """Scan the items of an array whose own pointer is ``prefix``."""
+    """Scan the items of the array at ``path``."""
     for index, item in enumerate(seq):
         # The common cases inline, the path built only when needed. Bools are ints
         # below the card range.
@@ -630,25 +694,25 @@ def _walk_array(
             if len(item) >= 6:
                 hit = _scan_str(item, random_expected)
                 if hit is not None:
-                    out.append(_finding(hit, f"{prefix}/{index}"))
+                    out.append(_finding(hit, path, str(index)))
         elif isinstance(item, int):
             if item >= _CARD_INT_MIN:
                 hit = _int_hit(item)
                 if hit is not None:
-                    out.append(_finding(hit, f"{prefix}/{index}"))
+                    out.append(_finding(hit, path, str(index)))
         elif item is not None and not isinstance(item, float):
-            _visit(item, f"{prefix}/{index}", depth + 1, random_expected, out)
+            _visit(item, path, str(index), depth + 1, random_expected, out)
 
 
 def _walk_object(
     obj: Mapping[Any, object],
-    prefix: str,
+    path: _Path,
     depth: int,
     random_expected: bool,
     skip: Collection[str],
     out: list[Finding],
 ) -> None:
-    """Scan the members of an object whose own pointer is ``prefix``."""
+    """Scan the members of the object at ``path``."""
     for key, value in obj.items():
         name = key if type(key) is str else str(key)
         if skip and name in skip:
@@ -658,7 +722,7 @@ def _walk_object(
             flags = _name_flags(name)
         if flags:
             if flags & _NAME_SENSITIVE and value is not None and not isinstance(value, bool):
-                out.append(_finding(_HIT_NAME, f"{prefix}/{_token(name)}"))
+                out.append(_finding(_HIT_NAME, path, _token(name)))
             value_random_expected = random_expected or bool(flags & _NAME_RANDOM_VALUE)
         else:
             value_random_expected = random_expected
@@ -666,14 +730,28 @@ def _walk_object(
             if len(value) >= 6:
                 hit = _scan_str(value, value_random_expected)
                 if hit is not None:
-                    out.append(_finding(hit, f"{prefix}/{_token(name)}"))
+                    out.append(_finding(hit, path, _token(name)))
         elif isinstance(value, int):
             if value >= _CARD_INT_MIN:
                 hit = _int_hit(value)
                 if hit is not None:
-                    out.append(_finding(hit, f"{prefix}/{_token(name)}"))
+                    out.append(_finding(hit, path, _token(name)))
         elif value is not None and not isinstance(value, float):
-            _visit(value, f"{prefix}/{_token(name)}", depth + 1, value_random_expected, out)
+            _visit(value, path, _token(name), depth + 1, value_random_expected, out)
+
+
+class _Enough(Exception):
+    pass
+
+
+class _First(list[Finding]):
+    """A findings list that stops the walk at its first finding."""
+
+    __slots__ = ()
+
+    def append(self, finding: Finding) -> None:
+        super().append(finding)
+        raise _Enough
 
 
 def lint_claims(claims: Mapping[str, object], *, skip: Collection[str] = ()) -> list[Finding]:
@@ -684,9 +762,30 @@ def lint_claims(claims: Mapping[str, object], *, skip: Collection[str] = ()) -> 
     claim names not to scan at all (the issuer passes the registered claims it set itself).
     Findings come in document order, depth first: for each member, its name finding, then
     its value finding, then the findings inside it.
+
+    The scan takes time linear in the size of ``claims``, plus the size of what it
+    returns: each finding carries the pointer of its value, which repeats the names of the
+    objects above it. A caller that only needs to know whether anything fires should use
+    :func:`first_finding`.
     """
     if skip and not isinstance(skip, (frozenset, set)):
         skip = frozenset(skip)
     out: list[Finding] = []
-    _walk_object(claims, "", 0, False, skip, out)
+    _walk_object(claims, None, 0, False, skip, out)
     return out
+
+
+def first_finding(claims: Mapping[str, object], *, skip: Collection[str] = ()) -> Finding | None:
+    """The first finding :func:`lint_claims` would return, or ``None``; the scan stops there.
+
+    What the issuer runs on every payload it signs: its cost is linear in the size of
+    ``claims`` whatever they hold.
+    """
+    if skip and not isinstance(skip, (frozenset, set)):
+        skip = frozenset(skip)
+    out = _First()
+    try:
+        _walk_object(claims, None, 0, False, skip, out)
+    except _Enough:
+        return out[0]
+    return None

@@ -52,7 +52,12 @@ _decoder = json.JSONDecoder(
 _raw_decode = _decoder.raw_decode
 _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A string literal, or — when the quote at hand never closes — that quote and everything
+# after it. Possessive loops over disjoint alternatives never backtrack, and an unclosed
+# string swallows the rest of the text instead of being retried from every later quote
+# (``"\"\"\"...`` was quadratic): each character is visited at most twice. Brackets after
+# an unclosed string cannot nest anything in valid JSON; the decoder refuses the text.
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"|".*', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _WHITESPACE = " \t\n\r"
