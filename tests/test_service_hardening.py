@@ -488,4 +488,4 @@ def test_stopping_serve_ends_an_open_revocation_long_poll_at_once(tmp_path: Path
     assert stopped < 5, f"serve took {stopped:.1f} s to stop with a long-poll open"
     response = b"".join(answer)
     assert response.startswith(b"HTTP/1.1 200"), response
-    assert re.search(rb'"cursor":"\d+"', response)
+    assert re.search(rb'"cursor":"[0-9a-f]+\.\d+"', response)  # the feed's epoch.position
