@@ -51,7 +51,7 @@ async def synced(state: ServiceState) -> None:
 async def test_a_follower_fails_closed_until_a_token_service_has_loaded_redis(
     tmp_path: Path, redis_server: PrivateRedis
 ) -> None:
-    claims = {"jti": "j", "sid": "s", "sub": "alice", "iat": NOW - 1}
+    claims: dict[str, object] = {"jti": "j", "sid": "s", "sub": "alice", "iat": NOW - 1}
     clock = FakeClock(NOW)  # the service's and the follower's: entries expire on it
     follower = RedisFollower(redis_server.url, clock=clock)
     await follower.astart()
@@ -64,6 +64,9 @@ async def test_a_follower_fails_closed_until_a_token_service_has_loaded_redis(
             await synced(state)
             await eventually(lambda: follower.healthy)
             follower.check(claims)
+            # the service's tokens carry the subject's revocation handle, which is what a
+            # "log out everywhere" publishes
+            claims["srh"] = state.session_keys.subject_handle("alice")
             await state.sessions.logout_all("alice")
             await eventually(lambda: follower.revocations.is_revoked(claims), within=1.0)
     finally:
