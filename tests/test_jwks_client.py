@@ -636,6 +636,36 @@ def test_a_key_revocation_lets_the_next_refetch_skip_the_cooldown(endpoint: Endp
     assert endpoint.requests == 2
 
 
+def test_after_a_key_revocation_a_late_replacement_is_found_within_seconds_not_a_cooldown(
+    endpoint: Endpoint, url: str, clock: FakeClock,
+) -> None:
+    """The revocation may arrive before the issuer's JWKS shows the replacement key: the
+    refetch it triggers finds nothing new, and for one cooldown an unknown kid may refetch
+    once a second instead of once per cooldown; after that, the cooldown holds again."""
+    jwks = remote(url, clock)
+    verifier = verifier_for(jwks, clock)
+    verifier.verify(issue(keyset_for("ES256"), clock))
+    jwks.set_revoked_kids({next(iter(keyset_for("ES256"))).kid})
+    jwks.key_set()
+    assert jwks.reload() is not None and endpoint.requests == 2  # the replacement is not out yet
+    replacement = KeySet.generate("ES256")
+    endpoint.publish(replacement)
+    late = issue(replacement, clock, "u2")
+    assert code_of(verifier.verify, late) == "unknown_key"  # within a second: no request
+    assert endpoint.requests == 2
+    clock.advance(1.5)
+    assert verifier.verify(late).sub == "u2"
+    assert endpoint.requests == 3
+    clock.advance(31)  # the window is over: unknown kids wait for the cooldown again
+    stranger = issue(KeySet.generate("ES256"), clock, "u3")
+    verifier.verify(issue(replacement, clock, "u2"))
+    requests = endpoint.requests
+    assert code_of(verifier.verify, stranger) == "unknown_key"
+    clock.advance(1.5)
+    assert code_of(verifier.verify, stranger) == "unknown_key"
+    assert endpoint.requests <= requests + 1
+
+
 def test_the_verifier_options_are_checked_when_it_is_built(clock: FakeClock) -> None:
     jwks = RemoteJWKS("https://auth.example.com/jwks", algorithms=["ES256"], clock=clock)
     with pytest.raises(ValueError, match="leeway"):

@@ -53,7 +53,7 @@ async def _open(settings: Settings, *, read_only: bool = False) -> AsyncIterator
 
     if read_only:
         await _require_existing_store(settings)
-    state = await build_state(settings)
+    state = await build_state(settings, follow=False)  # one-shot: no Redis subscription
     try:
         yield state
     finally:

@@ -91,6 +91,10 @@ log = logging.getLogger("jwtwarden.jwks")
 
 DEFAULT_MAX_AGE = 600.0
 DEFAULT_COOLDOWN = 30.0
+# After an emergency key revocation the issuer's replacement key may reach its JWKS a few
+# seconds after the revocation reaches us: for one cooldown, an unknown kid may refetch this
+# often instead of once per cooldown.
+RECOVERY_INTERVAL = 1.0
 DEFAULT_MAX_STALE = 86_400.0
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_SIZE = 512 * 1024
@@ -324,6 +328,7 @@ class RemoteJWKS:
         self._last_error: JWKSUnavailable | None = None
         self._requests = 0
         self._revoked_kids: frozenset[str] = frozenset()
+        self._recover_until = -math.inf  # see RECOVERY_INTERVAL
 
     # ---- public state ---------------------------------------------------------------------
 
@@ -391,7 +396,9 @@ class RemoteJWKS:
         Replaces the previous set. A newly revoked key leaves the current key set at once
         (verifiers built on it are rebuilt, their caches dropped) and is filtered out of every
         later fetch, whatever the endpoint still publishes; the next fetch may then happen
-        without waiting for the cooldown, to pick up the replacement key.
+        without waiting for the cooldown, to pick up the replacement key, and for one cooldown
+        an unknown ``kid`` may refetch every ``RECOVERY_INTERVAL`` (1 s): the issuer's JWKS may
+        show the replacement a few seconds after the revocation arrived.
         :class:`~jwtwarden.resource.feed_client.RevocationFeed` calls this for its ``kid`` entries
         when it feeds a :class:`~jwtwarden.resource.server.ResourceServer`.
         """
@@ -403,6 +410,7 @@ class RemoteJWKS:
             if not added:
                 return
             self._last_attempt = -math.inf
+            self._recover_until = self._clock() + self._cooldown
             if cached is not None and any(key.kid in added for key in cached.keys):
                 keys = KeySet(key for key in cached.keys if key.kid not in revoked)
                 self._cached = _Cached(keys, _fingerprint(keys), cached.fetched_at,
@@ -451,7 +459,10 @@ class RemoteJWKS:
         cached = self._cached
         if not force and cached is not None and now < cached.expires_at:
             return None, False  # refreshed by someone else meanwhile
-        if now - self._last_attempt < self._cooldown:
+        wait = self._cooldown
+        if force and now < self._recover_until:
+            wait = min(wait, RECOVERY_INTERVAL)
+        if now - self._last_attempt < wait:
             return None, False
         self._last_attempt = now
         self._requests += 1

@@ -111,9 +111,14 @@ class ServiceState:
 
 
 async def build_state(
-    settings: Settings, *, clock: Clock = system_clock, hasher: PasswordHasher | None = None
+    settings: Settings, *, clock: Clock = system_clock, hasher: PasswordHasher | None = None,
+    follow: bool = True,
 ) -> ServiceState:
-    """Open the database (creating the data directory), migrate, load keys and the deny list."""
+    """Open the database (creating the data directory), migrate, load keys and the deny list.
+
+    ``follow=False`` (the CLI's one-shot commands): no background Redis follower; revocations
+    are still written to Redis and announced, which needs no subscription.
+    """
     if settings.sqlite_default:  # ours, 0700 (refused when another user owns it)
         private_directory(settings.data_dir)
     db = Database(
@@ -132,7 +137,7 @@ async def build_state(
                             redis_url=settings.redis_url)
         denylist.on_key_revoked = keyring.load
         await denylist.load()
-        if denylist.redis is not None:
+        if denylist.redis is not None and follow:
             await denylist.redis.start()
     except BaseException:
         await db.dispose()  # no connection outlives a failed start
