@@ -388,7 +388,9 @@ const T = {
   }
 
   function tooDeep(text) {
-    const stripped = text.replace(/"(?:[^"\\]|\\[\s\S])*"/g, "");
+    // A string literal, or an unclosed quote and everything after it (as strict_json.py):
+    // retrying an unclosed string from every later quote was quadratic.
+    const stripped = text.replace(/"(?:[^"\\]|\\[\s\S])*"|"[\s\S]*/g, "");
     let depth = 0;
     for (const c of stripped) {
       if (c === "[" || c === "{") {
@@ -424,7 +426,7 @@ const T = {
       } else if (item instanceof Map) {
         for (const [k, v] of item) stack.push(k, v);
       } else if (Array.isArray(item)) {
-        stack.push(...item);
+        for (const v of item) stack.push(v); // push(...item) overflows on huge arrays
       }
     }
     return false;
@@ -469,14 +471,17 @@ const T = {
   const RX = {
     uuid: new RegExp(`^(?:${P.uuid})$`),
     pemPrivate: new RegExp(P.pem_private),
-    jwt: new RegExp(P.jwt, "g"),
     digitish: new RegExp(P.digitish),
     card: new RegExp(P.card, "g"),
     ssn: new RegExp(P.ssn),
     e164: new RegExp(P.e164),
     nanp: new RegExp(P.nanp),
     email: new RegExp(P.email, "g"),
-    entropyRun: new RegExp(P.entropy_run, "g"),
+    // tried at run starts only (as lint.py): retrying short runs from each character is wasted
+    entropyRun: new RegExp("(?<![A-Za-z0-9+/_-])" + P.entropy_run, "g"),
+    b64urlRuns: /[A-Za-z0-9_-]+/g,
+    b64urlRunAt: /[A-Za-z0-9_-]*/y,
+    jwtStart: /e[wy]/,
     classRuns: new RegExp(P.class_runs, "g"),
     words: new RegExp(P.words, "g"),
   };
@@ -491,10 +496,10 @@ const T = {
   const PLURALS = new Set(L.plurals);
   const META_WORDS = new Set(L.metaWords);
   const FLAG_WORDS = new Set(L.flagWords);
+  const FIRST_WORDS = new Set([...SENSITIVE_WORDS.keys()].map((s) => s.split(" ")[0]));
   const FILE_EXTENSIONS = new Set(L.fileExtensions);
   const JWK_PRIVATE = new Set(L.jwkPrivateMembers);
   const ALNUM = /[A-Za-z0-9]/;
-  const B64URL_CHAR = /[A-Za-z0-9_-]/;
   const CARD_INT_MIN = BigInt(L.cardIntMin);
   const CARD_INT_MAX = BigInt(L.cardIntMax);
   const NAME_SENSITIVE = 1;
@@ -524,18 +529,30 @@ const T = {
     return null;
   }
 
+  function lastIndex(words, vocabulary) {
+    for (let i = words.length - 1; i >= 0; i--) if (vocabulary.has(words[i])) return i;
+    return -1;
+  }
+
+  // As lint.py: a flag word anywhere before a candidate, or a metadata (digest) word anywhere
+  // after it, neutralises it; the first flag word and the last metadata and digest words
+  // answer that for every candidate (looking before and after each one was quadratic).
   function wordsAreSensitive(words) {
     const count = words.length;
-    for (let start = 0; start < count; start++) {
+    let firstFlag = words.findIndex((w) => FLAG_WORDS.has(w));
+    if (firstFlag < 0) firstFlag = count;
+    const lastMeta = lastIndex(words, META_WORDS);
+    const lastDigest = lastIndex(words, DIGEST_WORDS);
+    const stop = Math.min(count, firstFlag + 1);
+    for (let start = 0; start < stop; start++) {
+      const word = words[start];
+      if (!FIRST_WORDS.has(word) && word.length < L.suffixMinWord) continue;
       for (let size = Math.min(L.maxSequence, count - start); size > 0; size--) {
         const end = start + size;
         let kind = SENSITIVE_WORDS.get(words.slice(start, end).join(" "));
-        if (kind === undefined && size === 1) kind = suffixKind(words[start]);
-        if (kind === undefined || kind === null) continue;
-        if (words.slice(0, start).some((w) => FLAG_WORDS.has(w))) continue;
-        const after = words.slice(end);
-        if (after.some((w) => META_WORDS.has(w))) continue;
-        if (kind === L.random && after.some((w) => DIGEST_WORDS.has(w))) continue;
+        if (kind === undefined && size === 1) kind = suffixKind(word);
+        if (kind === undefined || kind === null || lastMeta >= end) continue;
+        if (kind === L.random && lastDigest >= end) continue;
         return true;
       }
     }
@@ -593,11 +610,25 @@ const T = {
     }
   }
 
+  // The matches of P.jwt that start a base64url run, found in one pass (as _JWT_RUN in
+  // lint.py): trying P.jwt from every "ey"/"ew" of a long run rescanned the rest of the run
+  // each time. Within a run only the leftmost "ey"/"ew" can start a match that counts.
   function hasJwt(text) {
-    for (const m of text.matchAll(RX.jwt)) {
-      if (m.index && B64URL_CHAR.test(text[m.index - 1])) continue;
-      const candidate = m[0];
-      if (isJoseHeader(candidate.slice(0, candidate.indexOf(".")))) return true;
+    const runs = RX.b64urlRuns;
+    runs.lastIndex = 0;
+    let m;
+    while ((m = runs.exec(text)) !== null) {
+      const run = m[0];
+      const end = m.index + run.length;
+      if (text[end] !== ".") continue;
+      RX.b64urlRunAt.lastIndex = end + 1;
+      RX.b64urlRunAt.test(text);
+      const nextEnd = RX.b64urlRunAt.lastIndex; // the run after the dot, possibly empty
+      if (text[nextEnd] !== ".") continue; // that run may start a token of its own
+      const start = run.search(RX.jwtStart);
+      if (start < 0 || run.length - start < 15) continue;
+      if (start === 0 && isJoseHeader(run)) return true;
+      runs.lastIndex = nextEnd + 1;
     }
     return false;
   }
@@ -617,12 +648,22 @@ const T = {
     return null;
   }
 
+  // The user part of a URL ("scheme://user@host") is not an address: the last "/" or
+  // whitespace before the match is the second "/" of a "//" (as lint.py). That separator
+  // is tracked as the matches come, reading the text once (looking back to the last "//"
+  // from every match was quadratic).
   function hasEmail(text) {
+    let lastSep = -1;
+    let scanned = 0;
     for (const m of text.matchAll(RX.email)) {
       if (FILE_EXTENSIONS.has(m[1].toLowerCase())) continue;
       const start = m.index;
-      const authority = start >= 2 ? text.lastIndexOf("//", start - 2) : -1;
-      if (authority >= 0 && !/[/ \t\r\n]/.test(text.slice(authority + 2, start))) continue;
+      for (let i = scanned; i < start; i++) {
+        const c = text.charCodeAt(i);
+        if (c === 47 || c === 32 || c === 9 || c === 13 || c === 10) lastSep = i;
+      }
+      scanned = start;
+      if (lastSep > 0 && text[lastSep] === "/" && text[lastSep - 1] === "/") continue;
       return true;
     }
     return false;
