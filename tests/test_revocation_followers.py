@@ -221,7 +221,7 @@ async def stack(tmp_path: Path, postgres_url: str, request: pytest.FixtureReques
 async def test_a_key_revoked_with_the_cli_is_dropped_by_every_resource_server(stack: Stack) -> None:
     token = (await stack.login())["access_token"]
     assert [await f.accepts(token) for f in stack.followers] == [True] * len(stack.followers)
-    await stack.cli("keys", "revoke", kid_of(token), "--yes")
+    await stack.cli("keys", "revoke", "--yes", "--", kid_of(token))  # a kid may start with "-"
 
     async def refused_everywhere() -> bool:
         return [await f.accepts(token) for f in stack.followers] == [False] * len(stack.followers)
@@ -253,7 +253,7 @@ async def test_revocations_made_while_redis_was_down_reach_every_follower(stack:
     assert out.status_code == 204
     await stack.cli("users", "disable", "bob")
     kid = kid_of(alice["access_token"])
-    await stack.cli("keys", "revoke", kid, "--yes")
+    await stack.cli("keys", "revoke", "--yes", "--", kid)
     # Redis returns while the service is paused (a slow replica): followers reconnect first
     assert stack.service.proc is not None
     stack.service.proc.send_signal(signal.SIGSTOP)

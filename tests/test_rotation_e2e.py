@@ -169,7 +169,7 @@ async def test_an_emergency_key_revocation_is_refused_within_the_cooldown(stack:
         kid = decode_unverified(pair["access_token"]).header["kid"]
         for base in stack.resources.values():
             assert await hello(client, base, pair["access_token"]) == 200
-        await asyncio.to_thread(cli, stack, "keys", "revoke", kid, "--yes")
+        await asyncio.to_thread(cli, stack, "keys", "revoke", "--yes", "--", kid)  # a kid may start with "-"
         start = time.monotonic()
         pending = set(stack.resources)
         # the service learns it on its next deny-list poll (1 s); the feed then tells the

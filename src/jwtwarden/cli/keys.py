@@ -110,6 +110,7 @@ def retire(config_file: Path | None, kid: str) -> None:
     \b
     Example:
       jwtwarden keys retire 3x9Vw0...
+      jwtwarden keys retire -- -x9Vw0...   (a kid may start with "-")
     """
     stored = with_state(service_settings(config_file), lambda s: s.keyring.retire(kid))
     click.echo(f"key {stored.kid} leaves the JWKS at {_when(time.time(), stored.remove_at)}")
@@ -125,6 +126,7 @@ def revoke(config_file: Path | None, kid: str) -> None:
     \b
     Example:
       jwtwarden keys revoke 3x9Vw0... --yes
+      jwtwarden keys revoke --yes -- -x9Vw0...   (a kid may start with "-")
     """
     replacement = with_state(service_settings(config_file), lambda s: s.sessions.revoke_signing_key(kid))
     click.echo(f"key {kid} revoked")
