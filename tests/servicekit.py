@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -117,6 +118,26 @@ class ServerProcess:
                 self.kill()
         if self.proc is not None:
             self.proc.wait(10)
+
+
+def start_together(*servers: ServerProcess) -> None:
+    """Start several ``jwtwarden serve`` processes at the same moment (replicas racing their
+    start-up on one database); the first failure is raised once all have tried."""
+    errors: list[BaseException] = []
+
+    def run(server: ServerProcess) -> None:
+        try:
+            server.start()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:

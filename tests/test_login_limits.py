@@ -39,6 +39,7 @@ from tests.servicekit import (
     make_settings,
     running_server,
     server_env,
+    start_together,
 )
 
 pytestmark = pytest.mark.anyio
@@ -163,30 +164,12 @@ def test_guessing_from_a_known_device_locks_out_that_device_only(server: ServerP
 # ---- item 3: one budget for every replica ------------------------------------------------------
 
 
-def _start_together(*servers: ServerProcess) -> None:
-    errors: list[BaseException] = []
-
-    def run(server: ServerProcess) -> None:
-        try:
-            server.start()
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in servers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
 def test_replicas_share_the_failure_budget_through_redis(tmp_path: Path, postgres_url: str) -> None:
     with private_redis() as redis:
         common = {"JWTWARDEN_DATABASE_URL": postgres_url, "JWTWARDEN_REDIS_URL": redis.url,
                   "JWTWARDEN_KEK": TEST_KEK, "JWTWARDEN_ISSUER": "http://127.0.0.1:8000"}
         replicas = [ServerProcess(server_env(tmp_path / n, **common), free_port()) for n in "ab"]
-        _start_together(*replicas)
+        start_together(*replicas)
         try:
             add_user(replicas[0].env, "alice")
             with httpx.Client(timeout=60) as client:

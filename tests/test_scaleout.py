@@ -19,7 +19,15 @@ import httpx
 import pytest
 
 from tests.infra import PrivatePostgres, PrivateRedis, private_postgres, private_redis
-from tests.servicekit import PASSWORD, TEST_KEK, ServerProcess, add_user, free_port, server_env
+from tests.servicekit import (
+    PASSWORD,
+    TEST_KEK,
+    ServerProcess,
+    add_user,
+    free_port,
+    server_env,
+    start_together,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -45,31 +53,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         a, b = ServerProcess(env_a, free_port()), ServerProcess(env_b, free_port())
         # both replicas start at the same time on the same empty database
         with contextlib.ExitStack() as stack:
-            _start_together(a, b)
+            start_together(a, b)
             stack.callback(a.stop)
             stack.callback(b.stop)
             add_user(env_a)
             yield Cluster(pg, redis, a, b, env_a)
-
-
-def _start_together(*servers: ServerProcess) -> None:
-    import threading
-
-    errors: list[BaseException] = []
-
-    def run(server: ServerProcess) -> None:
-        try:
-            server.start()
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in servers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 async def login(client: httpx.AsyncClient, server: ServerProcess) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Defaults (each can be changed per :class:`~jwtwarden.Verifier` / :class:`~jwtwar
 from __future__ import annotations
 
 import copy
+import ipaddress
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "REGISTERED_CLAIMS",
     "Claims",
     "Clock",
+    "is_loopback",
     "system_clock",
 ]
 
@@ -143,3 +145,14 @@ class Claims(Mapping[str, Any]):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (``[::1]`` with or without brackets): where plain
+    http may carry tokens, since nothing crosses a network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

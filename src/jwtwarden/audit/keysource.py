@@ -18,7 +18,8 @@ import httpx
 
 from jwtwarden.errors import InvalidKey, JWKSUnavailable, JWKSURLRefused, KeySourceError
 from jwtwarden.keys import HMACKey, Key, KeySet
-from jwtwarden.resource.jwks_client import check_url, is_loopback
+from jwtwarden.policy import is_loopback
+from jwtwarden.resource.jwks_client import check_url
 
 __all__ = [
     "JWKS_MAX_BYTES",

@@ -13,7 +13,6 @@ Exit statuses (documented in ``docs/audit.md``):
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from jwtwarden.cli._common import read_token, write_json
 from jwtwarden.errors import JWTError
 from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.keys import KeySet
-from jwtwarden.policy import DEFAULT_LEEWAY, MAX_LEEWAY
+from jwtwarden.policy import DEFAULT_LEEWAY, MAX_LEEWAY, is_loopback
 from jwtwarden.unverified import decode_unverified
 
 __all__ = [
@@ -277,15 +276,6 @@ def _progress_bar() -> Progress:
     )
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @click.command(name="debugger")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
@@ -308,7 +298,7 @@ def debugger_command(host: str, port: int, jwks_file: Path | None, allow_remote:
     """
     from jwtwarden.audit.debugger import serve_standalone
 
-    if not allow_remote and not _is_loopback_host(host):
+    if not allow_remote and not is_loopback(host):
         _usage(f"{host} is not a loopback address; add --allow-remote to listen on it")
     try:
         serve_standalone(

@@ -3,7 +3,6 @@ lifetimes measured on the client's own clock."""
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from jwtwarden.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from jwtwarden.policy import is_loopback
 
 Clock = Callable[[], float]
 
@@ -56,19 +56,10 @@ def check_base_url(url: str, what: str, *, allow_http: bool) -> str:
         raise ValueError(f"the {what} is not a valid URL") from None
     if not parsed.host or parsed.userinfo or parsed.query or parsed.fragment:
         raise ValueError(f"the {what} needs a host and no credentials, query or fragment")
-    if parsed.scheme == "https" or (parsed.scheme == "http" and (allow_http or _loopback(parsed.host))):
+    if parsed.scheme == "https" or (parsed.scheme == "http" and (allow_http or is_loopback(parsed.host))):
         return url.rstrip("/")
     raise ValueError(f"the {what} must use https (plain http only on loopback, or with "
                      "unsafe_allow_http=True): tokens must not cross a network in clear")
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def positive(value: float, name: str) -> float:

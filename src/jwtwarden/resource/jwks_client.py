@@ -44,7 +44,6 @@ after the (cooldown-bound) refetch.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import math
 import re
@@ -69,7 +68,7 @@ from jwtwarden.jose.jwk import PRIVATE_MEMBERS
 from jwtwarden.jose.jws import DEFAULT_MAX_TOKEN_SIZE
 from jwtwarden.jose.strict_json import parse_object
 from jwtwarden.keys import Key, KeySet
-from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
+from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, is_loopback, system_clock
 from jwtwarden.verify import CachingVerifier, Verifier
 
 __all__ = [
@@ -110,16 +109,6 @@ _ACCEPT = {"accept": "application/jwk-set+json, application/json", "accept-encod
 
 
 # ---- configuration checks ----------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback IP address."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: str, what: str = "JWKS URL") -> httpx.URL:
