@@ -153,7 +153,7 @@ def serve(config_file: Path | None, host: str | None, port: int | None, log_leve
         "issuer %s (tokens, metadata and jwks_uri name it; resource servers must expect it)",
         settings.issuer)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=log_level,
+        app, host=settings.host, port=settings.port, log_level=log_level, access_log=False,
         server_header=False, proxy_headers=settings.trust_proxy_headers,
     )
     _run_until_stopped(app, config)

@@ -66,7 +66,7 @@ from jwtwarden.service.sessions.refresh_tokens import (
     validate_refresh_token,
 )
 from jwtwarden.service.sessions.subkeys import SessionKeys
-from jwtwarden.service.storage.db import Database
+from jwtwarden.service.storage.db import Database, Prepared
 from jwtwarden.service.storage.schema import client_assertions, families, refresh_tokens, users
 
 Row = Mapping[Any, Any]  # a database row (RowMapping)
@@ -99,6 +99,75 @@ class _Refused:
     family: str | None = None
 
 
+class _Statements:
+    """The refresh path's statements, compiled once (see :class:`~jwtwarden.service.storage.db.Prepared`).
+
+    A rotation is four statements: the lookup (token, family and user in one, both rows
+    locked), marking the token used (only if it is still unused), the successor, the family's
+    new generation. On PostgreSQL each is one round trip, plus BEGIN and COMMIT.
+    """
+
+    def __init__(self, db: Database) -> None:
+        f, t, u = families, refresh_tokens, users
+        self.lookup = db.prepare(
+            sa.select(*(c.label(f"f_{c.name}") for c in f.c), *(c.label(f"t_{c.name}") for c in t.c),
+                      u.c.credential_epoch.label("u_epoch"), u.c.disabled.label("u_disabled"))
+            .select_from(t.join(f, f.c.id == t.c.family_id).outerjoin(u, u.c.id == f.c.user_id))
+            .where(t.c.token_hash == sa.bindparam("token_hash"))
+            .with_for_update(of=[f, t]))
+        self._family_labels = tuple((f"f_{c.name}", c.name) for c in f.c)
+        self._token_labels = tuple((f"t_{c.name}", c.name) for c in t.c)
+        self.token = db.prepare(sa.select(t).where(t.c.token_hash == sa.bindparam("token_hash")))
+        used = (t.update().where(t.c.token_hash == sa.bindparam("token_hash"), t.c.used_at.is_(None))
+                .values(used_at=sa.bindparam("now")))
+        # the successor's columns bind as new_<column>: its token_hash is not the spent one's
+        insert = t.insert().values({c: sa.bindparam(f"new_{c.name}") for c in t.c if c.name != "used_at"})
+        advance = f.update().where(f.c.id == sa.bindparam("id")).values(
+            generation=sa.bindparam("generation"), last_used_at=sa.bindparam("now"),
+            last_access_jti=sa.bindparam("jti"), last_access_exp=sa.bindparam("exp"),
+            grace_successor=sa.bindparam("grace_successor"), grace_until=sa.bindparam("grace_until"))
+        self._insert = db.prepare(insert)
+        self._rotate_steps: tuple[Prepared, ...] | None = None
+        self._rotate_once: Prepared | None = None
+        if db.is_sqlite:  # three statements; SQLite has no data-modifying WITH
+            self._rotate_steps = (db.prepare(used), db.prepare(advance))
+        else:  # one statement, one round trip: the token spent, its successor, the family advanced
+            spent = used.returning(t.c.token_hash).cte("spent")
+            self._rotate_once = db.prepare(
+                sa.select(sa.func.count()).select_from(spent)
+                .add_cte(insert.cte("successor"), advance.cte("advanced")))
+
+    def insert_token(self, conn: Connection, row: Mapping[str, Any]) -> None:
+        """A new refresh-token row (its columns but used_at)."""
+        self._insert.execute(conn, **{f"new_{k}": v for k, v in row.items()})
+
+    def rotate(self, conn: Connection, *, token_hash: bytes, now: float, successor: dict[str, Any],
+               family: dict[str, Any]) -> None:
+        """Spend the token (only if unused), insert its successor, advance the family: all or
+        nothing (a token that was no longer unused raises, and the transaction rolls back)."""
+        if self._rotate_once is not None:
+            found = self._rotate_once.first(conn, token_hash=token_hash, now=now, **family,
+                                            **{f"new_{k}": v for k, v in successor.items()})
+            spent = 0 if found is None else next(iter(found.values()))
+        else:
+            assert self._rotate_steps is not None  # noqa: S101 - one of the two
+            mark, advance = self._rotate_steps
+            spent = mark.execute(conn, token_hash=token_hash, now=now)
+            if spent == 1:
+                self.insert_token(conn, successor)
+                advance.execute(conn, now=now, **family)
+        if spent != 1:  # the family lock makes this impossible
+            raise RuntimeError("refresh token changed under the family lock")
+
+    def family_of(self, found: Mapping[str, Any]) -> dict[str, Any]:
+        """The family's columns out of a lookup row."""
+        return {name: found[label] for label, name in self._family_labels}
+
+    def token_of(self, found: Mapping[str, Any]) -> dict[str, Any]:
+        """The token's columns out of a lookup row."""
+        return {name: found[label] for label, name in self._token_labels}
+
+
 class SessionService:
     """The token service's decisions; storage is the database given to it."""
 
@@ -121,6 +190,7 @@ class SessionService:
         self._keys = keys
         self._macs = keys.rows
         self._clock = clock
+        self._sql = _Statements(db)
         accounts.sessions = self  # account changes end sessions in their own transaction
 
     # ---- creating sessions --------------------------------------------------------------
@@ -190,7 +260,7 @@ class SessionService:
     ) -> None:
         row = {"token_hash": refresh_token_hash(token), "family_id": family_id,
                "generation": generation, "created_at": now, "expires_at": expires_at}
-        conn.execute(refresh_tokens.insert().values(**row, used_at=None, mac=self._macs.token(row)))
+        self._sql.insert_token(conn, {**row, "mac": self._macs.token(row)})
 
     def _issue(
         self, issuer: Issuer, subject: str, family_id: str, scope: str, extra: dict[str, Any],
@@ -243,31 +313,25 @@ class SessionService:
     def _rotate(self, conn: Connection, token: str, successor: str) -> TokenPair | _Refused:
         now = self._clock()
         token_hash = refresh_token_hash(token)
-        # Lock the family first, then read the token fresh: under PostgreSQL's READ COMMITTED
-        # a concurrent rotation's used_at is visible once we hold the lock. (On SQLite the
-        # whole transaction is serialised by BEGIN IMMEDIATE.)
-        owner = sa.select(refresh_tokens.c.family_id).where(
-            refresh_tokens.c.token_hash == token_hash).scalar_subquery()
-        fam = conn.execute(
-            sa.select(families).where(families.c.id == owner).with_for_update()
-        ).mappings().first()
-        if fam is None:
+        # One statement finds the token, its family and the family's user, and locks the
+        # family and token rows (PostgreSQL: FOR UPDATE OF both, so under READ COMMITTED a
+        # concurrent rotation is waited for and its used_at seen; SQLite: the whole
+        # transaction is serialised by BEGIN IMMEDIATE).
+        found = self._sql.lookup.first(conn, token_hash=token_hash)
+        if found is None:
             return _Refused(InvalidRefreshToken("unknown refresh token"), [])
-        row = conn.execute(
-            sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
-        ).mappings().one()
+        fam, row = self._sql.family_of(found), self._sql.token_of(found)
         if not self._authentic(fam, row):
             return _Refused(InvalidRefreshToken("unknown refresh token"), [])
         if fam["revoked_at"] is not None:
             return _Refused(RefreshRevoked(f"the session was revoked ({fam['revoked_reason']})"), [], fam["id"])
-        if fam["user_id"] is not None:  # the account as it is now, in this transaction
-            account = conn.execute(sa.select(users.c.credential_epoch, users.c.disabled).where(
-                users.c.id == fam["user_id"])).first()
-            if account is None or account.disabled or account.credential_epoch != fam["user_epoch"]:
-                revoked = self._revoke_family(conn, fam, "credentials_changed", now)
-                return _Refused(RefreshRevoked("the account changed (password, disabled, deleted "
-                                               "or logged out everywhere); log in again"),
-                                revoked, fam["id"])
+        if fam["user_id"] is not None and (  # the account as it is now, in this transaction
+            found["u_epoch"] is None or found["u_disabled"] or found["u_epoch"] != fam["user_epoch"]
+        ):
+            revoked = self._revoke_family(conn, fam, "credentials_changed", now)
+            return _Refused(RefreshRevoked("the account changed (password, disabled, deleted "
+                                           "or logged out everywhere); log in again"),
+                            revoked, fam["id"])
         if now >= fam["expires_at"]:
             revoked = self._revoke_family(conn, fam, "family_too_old", now)
             return _Refused(FamilyTooOld("the session reached its absolute lifetime; log in again"),
@@ -292,25 +356,20 @@ class SessionService:
         if now >= row["expires_at"]:
             revoked = self._revoke_family(conn, fam, "refresh_expired", now)
             return _Refused(RefreshExpired("the refresh token expired; log in again"), revoked, fam["id"])
-        marked = conn.execute(
-            refresh_tokens.update()
-            .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
-            .values(used_at=now)
-        )
-        if marked.rowcount != 1:  # pragma: no cover - the family lock makes this impossible
-            raise RuntimeError("refresh token changed under the family lock")
+        # Sign before writing: a key that cannot sign leaves nothing to roll back. Both locks
+        # are held; signing costs ~40 µs.
+        access = self._issue_for(fam, now)
         generation = fam["generation"] + 1
         token_expires = min(now + self._settings.refresh_idle_lifetime, fam["expires_at"])
-        self._insert_token(conn, successor, fam["id"], generation, now, token_expires)
-        access = self._issue_for(fam, now)
+        successor_row = {"token_hash": refresh_token_hash(successor), "family_id": fam["id"],
+                         "generation": generation, "created_at": now, "expires_at": token_expires}
         # the grace copy: this rotation's successor replaces the previous one (whose token is
         # no longer the immediate predecessor); none at all in strict mode
         sealed = seal_successor(successor, token, self._keys.grace) if grace > 0 else None
-        conn.execute(
-            families.update().where(families.c.id == fam["id"]).values(
-                generation=generation, last_used_at=now,
-                last_access_jti=access.jti, last_access_exp=access.exp,
-                grace_successor=sealed, grace_until=now + grace if sealed else None))
+        self._sql.rotate(
+            conn, token_hash=token_hash, now=now, successor={**successor_row, "mac": self._macs.token(successor_row)},
+            family={"id": fam["id"], "generation": generation, "jti": access.jti, "exp": float(access.exp),
+                    "grace_successor": sealed, "grace_until": now + grace if sealed else None})
         return self._pair(access, successor, token_expires, now, fam["id"], fam["subject"], fam["scope"])
 
     def _replay(self, conn: Connection, fam: Row, token: str, now: float) -> TokenPair | _Refused:
@@ -319,9 +378,8 @@ class SessionService:
             successor = open_successor(bytes(fam["grace_successor"]), token, self._keys.grace)
         except (InvalidTag, ValueError):
             successor = None
-        current = None if successor is None else conn.execute(
-            sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == refresh_token_hash(successor))
-        ).mappings().first()
+        current = None if successor is None else self._sql.token.first(
+            conn, token_hash=refresh_token_hash(successor))
         if successor is None or not self._authentic(fam, current) or current is None or current["used_at"] is not None:
             return _Refused(InvalidRefreshToken("unknown refresh token"), [], fam["id"])
         access = self._issue_for(fam, now)
