@@ -35,8 +35,10 @@ FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:
+    # four hashing threads: tests that block a verification to interleave a password change
+    # need a second thread for the change's own hash
     values: dict[str, Any] = {"data_dir": tmp_path / "data", "issuer": ISSUER, "audience": ("api",),
-                              "gc_interval": 0, "kek": TEST_KEK}
+                              "gc_interval": 0, "kek": TEST_KEK, "hash_threads": 4}
     if database_url is not None:
         values["database_url"] = database_url
     values.update(overrides)

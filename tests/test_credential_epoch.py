@@ -151,7 +151,7 @@ async def test_a_login_racing_logout_everywhere_in_the_same_second_keeps_nothing
     async with service_state(make_settings(tmp_path, database_url), clock) as state:
         user = await state.accounts.add_user("alice", PASSWORD)
         hasher = _Interleaved()
-        state.accounts._hasher = hasher
+        state.accounts.hashing.hasher = hasher
         loop = asyncio.get_running_loop()
         hasher.during = lambda: _on_loop(loop, state.sessions.logout_all(user.id))
         # it verified the password before "log out everywhere" committed: refused (before the
@@ -168,7 +168,7 @@ async def test_a_login_verifying_the_old_password_during_a_change_gets_no_sessio
     async with service_state(make_settings(tmp_path, database_url), FakeClock(NOW)) as state:
         await state.accounts.add_user("alice", PASSWORD)
         hasher = _Interleaved()
-        state.accounts._hasher = hasher
+        state.accounts.hashing.hasher = hasher
         loop = asyncio.get_running_loop()
         hasher.during = lambda: _on_loop(loop, state.accounts.set_password("alice", NEW_PASSWORD))
         with pytest.raises(errors.InvalidCredentials):  # before the fix: a fresh session
@@ -248,7 +248,7 @@ def test_an_account_change_and_the_end_of_its_sessions_are_one_transaction(
 async def test_a_rehash_on_login_never_undoes_a_password_change(tmp_path: Path) -> None:
     old_params = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     async with service_state(make_settings(tmp_path), FakeClock(NOW)) as state:
-        state.accounts._hasher = old_params
+        state.accounts.hashing.hasher = old_params
         await state.accounts.add_user("alice", PASSWORD)
         loop = asyncio.get_running_loop()
         changed = threading.Event()
@@ -257,12 +257,12 @@ async def test_a_rehash_on_login_never_undoes_a_password_change(tmp_path: Path) 
             def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
                 if not changed.is_set():  # the operator changes the password meanwhile
                     changed.set()
-                    state.accounts._hasher = FAST_HASHER
+                    state.accounts.hashing.hasher = FAST_HASHER
                     _on_loop(loop, state.accounts.set_password("alice", NEW_PASSWORD))
-                    state.accounts._hasher = self
+                    state.accounts.hashing.hasher = self
                 return super().hash(password, salt=salt)
 
-        state.accounts._hasher = Upgrading(time_cost=2, memory_cost=1024, parallelism=1)
+        state.accounts.hashing.hasher = Upgrading(time_cost=2, memory_cost=1024, parallelism=1)
         # the old password verified before the change: that login is refused, anyway
         with contextlib.suppress(errors.InvalidCredentials):
             await state.sessions.login("alice", PASSWORD)

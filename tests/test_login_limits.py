@@ -310,7 +310,7 @@ async def test_verifications_of_one_account_run_at_most_two_at_a_time(tmp_path: 
 
     async with asgi_client(settings) as (client, state):
         await state.accounts.add_user("carol", PASSWORD)
-        state.accounts._hasher = Blocking(time_cost=1, memory_cost=1024, parallelism=1)
+        state.accounts.hashing.hasher = Blocking(time_cost=1, memory_cost=1024, parallelism=1)
         burst = asyncio.gather(*(client.post("/v1/auth/login", **_login("carol", WRONG)) for _ in range(12)))
         waiting = asyncio.ensure_future(burst)
         # until a third verification runs (the bug), or all twelve are at the gate and two

@@ -70,7 +70,7 @@ async def test_login_does_the_same_password_work_for_unknown_users(tmp_path: Pat
                 calls.append(str(hash).split("$")[3])  # the cost parameters of the hash checked
                 return super().verify(hash, password)
 
-        state.accounts._hasher = Counting(time_cost=1, memory_cost=1024, parallelism=1)
+        state.accounts.hashing.hasher = Counting(time_cost=1, memory_cost=1024, parallelism=1)
         await client.post("/v1/auth/login", json={"username": "alice", "password": "wrong-pass"})
         await client.post("/v1/auth/login", json={"username": "nobody", "password": "wrong-pass"})
     assert len(calls) == 2 and calls[0] == calls[1]

@@ -28,6 +28,7 @@ or a secret.
     ├── RateLimited                             rate_limited   .retry_after
     ├── TemporarilyUnavailable                  temporarily_unavailable
     │   ├── RevocationUnavailable               revocation_unavailable
+    │   ├── Overloaded                          overloaded   .retry_after (login capacity)
     │   └── JWKSUnavailable                     jwks_unavailable
     │       └── JWKSInvalid                     jwks_invalid
     │           └── JWKSTooLarge                jwks_too_large
@@ -94,6 +95,7 @@ __all__ = [
     "NotTokenOwner",
     "NotYetValid",
     "OAuthError",
+    "Overloaded",
     "RateLimited",
     "RefreshError",
     "RefreshExpired",
@@ -248,6 +250,17 @@ class TemporarilyUnavailable(JWTError):
     """
 
     code = "temporarily_unavailable"
+
+
+class Overloaded(TemporarilyUnavailable):
+    """More work of one kind (password hashing) than the service takes at once; ``retry_after``
+    seconds is a good time to try again. Refused at once instead of queued without bound."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str = "", *, retry_after: int = 1) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message or "too much work at once; retry shortly")
 
 
 class RevocationUnavailable(TemporarilyUnavailable):

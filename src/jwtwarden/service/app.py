@@ -37,6 +37,7 @@ from jwtwarden.errors import (
     JWTError,
     MalformedToken,
     NotTokenOwner,
+    Overloaded,
     RateLimited,
     RefreshError,
     SensitiveClaim,
@@ -55,6 +56,7 @@ from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
 from jwtwarden.service.sessions.grants import TokenGrants
 from jwtwarden.service.sessions.kek import KEK, load_kek
 from jwtwarden.service.sessions.keyring import KeyRing
+from jwtwarden.service.sessions.passwords import PasswordHashing, password_hasher
 from jwtwarden.service.sessions.service import SessionService, TokenPair
 from jwtwarden.service.sessions.subkeys import SessionKeys
 from jwtwarden.service.storage.db import Database, database_url, private_directory
@@ -107,6 +109,7 @@ class ServiceState:
         if self.denylist.redis is not None:
             await self.denylist.redis.stop()
         await self.login_limiter.close()
+        self.accounts.hashing.close()
         await self.db.dispose()
 
 
@@ -143,7 +146,11 @@ async def build_state(
         await db.dispose()  # no connection outlives a failed start
         raise
     session_keys = SessionKeys.from_kek(kek)
-    accounts = Accounts(db, macs=session_keys.rows, hasher=hasher, clock=clock)
+    hashing = PasswordHashing(
+        hasher or password_hasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_cost,
+                                  parallelism=settings.argon2_parallelism),
+        threads=settings.hash_threads or None, queue=settings.hash_queue)
+    accounts = Accounts(db, macs=session_keys.rows, hashing=hashing, clock=clock)
     sessions = SessionService(
         db, settings, keyring, denylist, accounts, keys=session_keys, clock=clock,
     )
@@ -269,8 +276,9 @@ def bearer_error(error: JWTError | None) -> JSONResponse:
 
 
 def unavailable(error: JWTError) -> JSONResponse:
+    retry_after = str(error.retry_after) if isinstance(error, Overloaded) else RETRY_AFTER
     return oauth_error(503, "temporarily_unavailable", error.message, reason=error.code,
-                       headers={"Retry-After": RETRY_AFTER})
+                       headers={"Retry-After": retry_after})
 
 
 def client_error() -> JSONResponse:
@@ -283,6 +291,7 @@ class _Refused(Exception):
         self.response = response
 
 
+@functools.lru_cache(maxsize=64)  # the same few types on every request; email.message is slow
 def _is_json(content_type: str) -> bool:
     """Whether FastAPI parses a body of this type as JSON (its own test, kept in step)."""
     message = email.message.Message()
@@ -730,6 +739,10 @@ def _routes(app: FastAPI, settings: Settings) -> None:
                                headers={"Retry-After": str(error.retry_after)})
         except InvalidCredentials as error:
             return oauth_error(400, "invalid_grant", error.message, reason=error.code)
+        except Overloaded as error:  # no password was checked: not a failed attempt
+            with contextlib.suppress(TemporarilyUnavailable):
+                await limiter.release(reservation)
+            return unavailable(error)
         with contextlib.suppress(TemporarilyUnavailable):  # kept: counted as a failure
             await limiter.release(reservation)
         response = pair_response(state, pair)

@@ -129,11 +129,24 @@ class Settings:
         _int, doc="Cache-Control max-age of the JWKS; a new key is published this long before it signs"))
     key_rotation_interval: int = field(default=0, metadata=_opt(
         _int, doc="rotate the signing key every this many seconds (0: only by command)"))
-    db_pool_size: int = field(default=5, metadata=_opt(_int, doc="database connection pool size"))
-    db_max_overflow: int = field(default=10, metadata=_opt(
-        _int, doc="connections allowed beyond the pool size"))
+    # PostgreSQL: connections kept open. Enough for the concurrency one process sees: a
+    # connection over the pool size is opened for one request and closed after it (a new
+    # server process each time), which under steady load cost more than the request.
+    db_pool_size: int = field(default=16, metadata=_opt(_int, doc="database connection pool size"))
+    db_max_overflow: int = field(default=4, metadata=_opt(
+        _int, doc="connections allowed beyond the pool size, closed after use"))
     db_pool_timeout: float = field(default=5.0, metadata=_opt(
         _float, doc="seconds to wait for a pooled connection"))
+    # password hashing (issue #12): argon2id costs (RFC 9106's second recommended option by
+    # default) and its own bounded pool, so that logins cannot starve every other request
+    argon2_time_cost: int = field(default=3, metadata=_opt(_int, doc="argon2id passes (t)"))
+    argon2_memory_cost: int = field(default=65536, metadata=_opt(
+        _int, doc="argon2id memory in KiB (m; 65536 = 64 MiB)"))
+    argon2_parallelism: int = field(default=4, metadata=_opt(_int, doc="argon2id lanes (p)"))
+    hash_threads: int = field(default=0, metadata=_opt(
+        _int, doc="threads for password hashing (0: one per core but one)"))
+    hash_queue: int = field(default=16, metadata=_opt(
+        _int, doc="logins waiting for a hashing thread before 503 + Retry-After"))
     gc_interval: int = field(default=3600, metadata=_opt(
         _int, doc="run garbage collection of expired rows every this many seconds (0: off)"))
     max_body_bytes: int = field(default=65_536, metadata=_opt(
@@ -181,6 +194,12 @@ class Settings:
               or self.key_rotation_interval >= 2 * self.jwks_max_age + 2 * self.access_lifetime,
               "key_rotation_interval",
               "must be 0 or at least twice jwks_max_age plus twice access_lifetime")
+        # below OWASP's argon2id minimum (m=19 MiB with t=2, p=1) a stolen hash is too cheap
+        check(self.argon2_time_cost >= 2 and self.argon2_memory_cost >= 19456, "argon2_memory_cost",
+              "argon2id needs at least t=2 and m=19456 KiB (OWASP's minimum)")
+        check(1 <= self.argon2_parallelism <= 64, "argon2_parallelism", "must be 1-64")
+        check(0 <= self.hash_threads <= 256 and 0 <= self.hash_queue <= 10_000, "hash_threads",
+              "hash_threads must be 0-256 (0: automatic) and hash_queue 0-10000")
         check(self.db_max_overflow >= 0 and self.db_pool_timeout > 0, "db_pool_timeout",
               "pool overflow must be >= 0 and the timeout positive")
         check(self.gc_interval >= 0 and 1024 <= self.max_body_bytes <= 1 << 22, "max_body_bytes",

@@ -24,7 +24,6 @@ session created with an old password, or for a disabled or deleted account, can 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -37,7 +36,6 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Connection
 
 from jwtwarden.errors import InvalidCredentials, JWKSInvalid
@@ -45,6 +43,7 @@ from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.policy import Clock, system_clock
 from jwtwarden.resource.jwks_client import check_url, load_public_jwks
 from jwtwarden.revocation import Revocation
+from jwtwarden.service.sessions.passwords import PasswordHashing
 from jwtwarden.service.sessions.subkeys import RowMAC
 from jwtwarden.service.storage.db import Database
 from jwtwarden.service.storage.schema import clients, users
@@ -127,12 +126,13 @@ class Accounts:
     """User and client administration and authentication."""
 
     def __init__(
-        self, db: Database, *, macs: RowMAC, hasher: PasswordHasher | None = None,
-        clock: Clock = system_clock,
+        self, db: Database, *, macs: RowMAC, hashing: PasswordHashing | None = None,
+        hasher: PasswordHasher | None = None, clock: Clock = system_clock,
     ) -> None:
         self._db = db
         self._macs = macs
-        self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+        # argon2id on its own bounded pool (passwords.py); ``hasher`` alone: a pool for it
+        self.hashing = hashing or PasswordHashing(hasher)
         self._clock = clock
         self._dummy_hash: str | None = None
         self.sessions: SessionEnder | None = None
@@ -228,10 +228,10 @@ class Accounts:
                 row = (await conn.execute(
                     sa.select(users).where(users.c.username_key == key))).mappings().first()
         stored = row["password_hash"] if row is not None else await self._dummy()
-        ok = await asyncio.to_thread(self._verify, stored, password)
+        ok = await self.hashing.verify(stored, password)
         if row is None or not ok or row["disabled"]:
             raise InvalidCredentials("unknown user, wrong password or disabled account")
-        if self._hasher.check_needs_rehash(stored):
+        if self.hashing.needs_rehash(stored):
             new_hash = await self._hash(password)
             async with self._db.transaction() as conn:
                 # only over the very hash that was verified: a password set meanwhile stays
@@ -241,14 +241,8 @@ class Accounts:
                 ).values(password_hash=new_hash))
         return _user(row)
 
-    def _verify(self, stored: str, password: str) -> bool:
-        try:
-            return bool(self._hasher.verify(stored, password))
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
-
     async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self.hashing.hash(password)
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
