@@ -1,69 +1,54 @@
-"""The token service under load: login, refresh and userinfo against a bare FastAPI endpoint.
+"""The token service under load, side by side with its floor, in one run.
 
-Starts, on this machine, ``jwtwarden serve`` (embedded SQLite in a fresh temporary data
-directory, one user, fresh sessions) and a bare FastAPI app returning a small JSON document,
-both under uvicorn with the same options, each in its own process. ``wrk`` (with Lua scripts)
-drives each endpoint in turn; rounds are interleaved and the table shows medians. Refresh load
-uses a fresh token for every request: each wrk connection follows its own token chain (every
-answer's refresh token is the next request's), so no request is a reuse.
+Started on this machine, each as a process of its own, all under uvicorn with the options
+``jwtwarden serve`` uses (httptools, uvloop, no access log):
 
-The load generator shares the cores with the servers, so absolute numbers are pessimistic;
-the ratio to the bare endpoint is the number to watch.
+- **minimal**: ``bench/minimal_app.py``, a FastAPI app doing one SQLite WAL transaction and one
+  ES256 signature per refresh and nothing else (no family lock, reuse detection, row MACs,
+  grace window or deny list): the floor;
+- **sqlite**: ``jwtwarden serve`` on its embedded SQLite;
+- **postgres**: ``jwtwarden serve`` on a fresh PostgreSQL database (``--pg URL``);
+- **sqlite-2w**: ``jwtwarden serve --workers 2`` on SQLite.
 
-    python bench/bench_service.py [--duration 5] [--rounds 3] [--connections 16] [--threads 1]
+Each measurement is ``bench/loadgen.py`` in its own process: closed-loop connections, latency
+taken per request (no synthetic samples). A refresh connection follows its own chain of refresh
+tokens, seeded (trusted-backend sessions, no argon2 cost) before the timed window, so no request
+is a reuse. Rounds are interleaved; the table shows the median round. The load generator shares
+the cores with the servers: absolute numbers are pessimistic, the ratios are the result.
 
-Targets (2 cores): refresh >= 300 requests/s on SQLite without errors; userinfo >= 80 % of the
-bare endpoint's requests/s.
+    python bench/bench_service.py [--duration 5] [--rounds 3] [--connections 16] [--pg URL | --no-pg]
+
+Goals (issue #12, 2 cores): refresh on SQLite >= 0.7x minimal, p99 <= 50 ms, no errors;
+PostgreSQL >= 0.6x SQLite; with a login storm beside it, refresh p99 <= 100 ms and logins
+answered (200) or refused with 503 + Retry-After, never left waiting without bound;
+userinfo with 2 workers >= 1.4x one; refresh with 2 workers on SQLite no slower than one.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
-import random
+import secrets
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+HERE = Path(__file__).resolve().parent
 PASSWORD = "bench password, long enough"  # noqa: S105 - a throwaway user of a temporary service
 USER = "bench"
-ENDPOINTS = ("bare", "userinfo", "refresh", "login")
-TARGET_REFRESH = 300.0
-WRK = shutil.which("wrk") or "wrk"
-TARGET_USERINFO_RATIO = 0.80
-
-# ---- the bare endpoint ---------------------------------------------------------------------------
-
-
-def serve_bare(port: int) -> None:
-    """A minimal FastAPI app with one JSON endpoint, under uvicorn like the service."""
-    import uvicorn
-    from fastapi import FastAPI
-    from starlette.responses import JSONResponse
-
-    app = FastAPI()
-    document = {"sub": "bench", "iss": "http://127.0.0.1", "aud": ["api"], "scope": "read"}
-
-    @app.get("/bare")
-    async def bare() -> JSONResponse:
-        return JSONResponse(document, headers={"Cache-Control": "no-store"})
-
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False,
-                proxy_headers=False)
-
-
-# ---- processes -------------------------------------------------------------------------------------
+STORM_CONNECTIONS = 8
 
 
 def free_port() -> int:
@@ -73,13 +58,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], health: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+def process(args: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{args} exited with {proc.returncode}")
+                raise RuntimeError(f"{args[:4]} exited with {proc.returncode}: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(health, timeout=1).status_code == 200:
                     break
@@ -92,220 +78,287 @@ def process(args: list[str], env: dict[str, str], health: str) -> Iterator[subpr
     finally:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
 
 
-# ---- wrk ---------------------------------------------------------------------------------------------
-
-REPORT_LUA = r"""
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("id", #threads)
-end
-
-bad = 0
-
-function response(status, headers, body)
-  if status ~= EXPECTED then
-    bad = bad + 1
-  end
-  on_response(status, body)
-end
-
-function done(summary, latency, requests)
-  local not_expected = 0
-  for _, thread in ipairs(threads) do
-    not_expected = not_expected + thread:get("bad")
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'WRK {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
-    '"socket_errors": %d, "unexpected_status": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50.0), latency:percentile(99.0),
-    e.connect + e.read + e.write + e.timeout, not_expected))
-end
-"""
-
-STATIC_LUA = r"""
-EXPECTED = 200
-wrk.method = "{method}"
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/json"
-{extra}
-function on_response(status, body) end
-"""
-
-REFRESH_LUA = r"""
-EXPECTED = 200
--- one comma-separated list of refresh tokens per wrk thread, one token per connection
-local CHAINS = {chains}
-local pool = {{}}
-
-function init(args)
-  for token in string.gmatch(CHAINS[id], "[^,]+") do
-    table.insert(pool, token)
-  end
-end
-
-function request()
-  -- the token of a chain whose last answer came back; never one already presented
-  local token = table.remove(pool) or "exhausted"
-  return wrk.format("POST", "/v1/auth/refresh", {{["Content-Type"] = "application/json"}},
-                    '{{"refresh_token":"' .. token .. '"}}')
-end
-
-function on_response(status, body)
-  if status == 200 then
-    table.insert(pool, string.match(body, '"refresh_token":"(jwr_[%w_%-]+)"'))
-  end
-end
-"""
+def loadgen(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(HERE / "loadgen.py"), *args],  # noqa: S603
+                            stdout=subprocess.PIPE, text=True)
 
 
-def lua_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string literal is a valid Lua string literal here (ASCII)
-
-
-def wrk(url: str, script: str, args: argparse.Namespace, workdir: Path, connections: int) -> dict[str, float]:
-    path = workdir / f"wrk-{random.getrandbits(32):08x}.lua"
-    path.write_text(script + REPORT_LUA)
-    out = subprocess.run(  # noqa: S603 - our own wrk command line
-        [WRK, "-t", str(args.threads), "-c", str(connections), "-d", f"{args.duration}s",
-         "--timeout", "10s", "-s", str(path), url],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    line = next(x for x in out.splitlines() if x.startswith("WRK "))
-    data: dict[str, float] = json.loads(line[4:])
-    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+def result_of(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({proc.returncode})")
+    data: dict[str, Any] = json.loads(out)
     return data
 
 
-# ---- the benchmark --------------------------------------------------------------------------------
+# ---- the servers ---------------------------------------------------------------------------------
 
 
-def login(base: str) -> dict[str, Any]:
-    response = httpx.post(base + "/v1/auth/login", json={"username": USER, "password": PASSWORD}, timeout=30)
-    response.raise_for_status()
-    data: dict[str, Any] = response.json()
-    return data
+@dataclass
+class Service:
+    """One ``jwtwarden serve`` with its data, a user and a trusted backend for seeding chains."""
+
+    name: str
+    url: str
+    env: dict[str, str]
+    backend: tuple[str, str] = ("", "")
+    access: str = ""
+
+    def chains(self, count: int, path: Path) -> Path:
+        with httpx.Client(base_url=self.url, auth=self.backend, timeout=30) as client:
+            tokens = []
+            for _ in range(count):
+                response = client.post("/v1/sessions", json={"subject": f"bench-{secrets.token_hex(4)}"})
+                response.raise_for_status()
+                tokens.append(response.json()["refresh_token"])
+        path.write_text("\n".join(tokens) + "\n")
+        return path
 
 
-def chains_lua(base: str, backend: tuple[str, str], args: argparse.Namespace) -> str:
-    """Fresh sessions (trusted-backend ones: no argon2 cost), one per wrk connection, spread
-    over the wrk threads, plus one spare per thread: wrk calls request() once more than it
-    sends, to check the script, and that token is never presented."""
-    per_thread: list[list[str]] = [[] for _ in range(args.threads)]
-    with httpx.Client(base_url=base, auth=backend, timeout=30) as client:
-        for i in range(args.connections + args.threads):
-            response = client.post("/v1/sessions", json={"subject": f"bench-{i}"})
-            response.raise_for_status()
-            per_thread[i % args.threads].append(response.json()["refresh_token"])
-    return "{" + ", ".join(lua_string(",".join(chain)) for chain in per_thread) + "}"
+def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    return subprocess.run([sys.executable, "-m", "jwtwarden", *args], env=env, input=stdin,  # noqa: S603
+                          capture_output=True, text=True, check=True).stdout
 
 
-def run(args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
-    workdir = Path(tempfile.mkdtemp(prefix="jwtwarden-bench-"))
-    service_port, bare_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{service_port}"
+def prepare_service(name: str, workdir: Path, port: int, database_url: str | None) -> Service:
+    url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("JWTWARDEN_")}
-    env |= {"JWTWARDEN_DATA_DIR": str(workdir / "data"), "JWTWARDEN_ISSUER": base,
+    env |= {"JWTWARDEN_DATA_DIR": str(workdir / name / "data"), "JWTWARDEN_ISSUER": url,
             "JWTWARDEN_AUDIENCE": "api", "JWTWARDEN_GC_INTERVAL": "0",
-            "JWTWARDEN_KEK": subprocess.run([sys.executable, "-m", "jwtwarden", "config", "gen-kek"],
-                                            capture_output=True, text=True, check=True).stdout.strip()}
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in args.only}
+            "JWTWARDEN_KEK": cli(dict(os.environ), "config", "gen-kek").strip()}
+    if database_url:
+        env["JWTWARDEN_DATABASE_URL"] = database_url
+    for user in (USER, *(f"{USER}{i}" for i in range(STORM_CONNECTIONS))):
+        cli(env, "users", "add", user, stdin=PASSWORD + "\n")
+    fields = dict(line.split("=", 1) for line in cli(
+        env, "clients", "add", "bench-backend", "--permission", "sessions").splitlines() if "=" in line)
+    return Service(name, url, env, (fields["client_id"], fields["client_secret"]))
+
+
+def serve_args(port: int, workers: int) -> list[str]:
+    args = [sys.executable, "-m", "jwtwarden", "serve", "--port", str(port), "--log-level", "warning"]
+    return args + (["--workers", str(workers)] if workers != 1 else [])
+
+
+def supports_workers() -> bool:
+    return "--workers" in subprocess.run([sys.executable, "-m", "jwtwarden", "serve", "--help"],
+                                         capture_output=True, text=True, check=False).stdout
+
+
+class PostgresDatabase:
+    """A fresh database on the server at ``url``, dropped afterwards."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.admin = sa.make_url(url.replace("postgresql://", "postgresql+asyncpg://", 1))
+        self.name = f"jwtwarden_bench_{secrets.token_hex(4)}"
+
+    async def _run(self, sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(user=self.admin.username or "postgres", host=self.admin.host,
+                                     port=self.admin.port or 5432, database=self.admin.database or "postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> str:
+        asyncio.run(self._run(f'CREATE DATABASE "{self.name}"'))
+        user = self.admin.username or "postgres"
+        return f"postgresql://{user}@{self.admin.host}:{self.admin.port or 5432}/{self.name}"
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run(self._run(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+
+
+# ---- the measurements ----------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    measure: Callable[[Path], dict[str, Any]]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def refresh(service: Service, args: argparse.Namespace, path: str = "/v1/auth/refresh") -> Callable[[Path], dict[str, Any]]:
+    def measure(workdir: Path) -> dict[str, Any]:
+        tokens = service.chains(args.connections, workdir / f"{service.name}.tokens")
+        return result_of(loadgen(service.url + path, "--mode", "refresh", "--tokens", str(tokens),
+                                 "--duration", str(args.duration), "--connections", str(args.connections)))
+    return measure
+
+
+def refresh_with_storm(service: Service, args: argparse.Namespace) -> Callable[[Path], dict[str, Any]]:
+    # a user per connection: concurrent attempts at one account are limited (issue #9)
+    login = json.dumps({"username": USER + "{i}", "password": PASSWORD})
+
+    def measure(workdir: Path) -> dict[str, Any]:
+        tokens = service.chains(args.connections, workdir / f"{service.name}.tokens")
+        storm = loadgen(service.url + "/v1/auth/login", "--mode", "post", "--body", login,
+                        "--duration", str(args.duration + 1), "--connections", str(STORM_CONNECTIONS))
+        time.sleep(0.5)  # the storm is on before the refresh window opens
+        result = result_of(loadgen(service.url + "/v1/auth/refresh", "--mode", "refresh", "--tokens",
+                                   str(tokens), "--duration", str(args.duration),
+                                   "--connections", str(args.connections)))
+        logins = result_of(storm)
+        result["logins"] = {"answered": logins["requests"], "p99_ms": logins["p99_ms"],
+                            "max_ms": logins["max_ms"], "refused": logins["statuses"]}
+        return result
+    return measure
+
+
+def userinfo(service: Service, args: argparse.Namespace) -> Callable[[Path], dict[str, Any]]:
+    def measure(_workdir: Path) -> dict[str, Any]:
+        return result_of(loadgen(service.url + "/v1/auth/userinfo", "--header",
+                                 f"Authorization: Bearer {service.access}", "--duration", str(args.duration),
+                                 "--connections", str(args.connections)))
+    return measure
+
+
+def run(args: argparse.Namespace) -> list[Scenario]:
+    workdir = Path(tempfile.mkdtemp(prefix="jwtwarden-bench-"))
+    scenarios: list[Scenario] = []
     try:
-        subprocess.run([sys.executable, "-m", "jwtwarden", "users", "add", USER], env=env,  # noqa: S603
-                       input=PASSWORD + "\n", capture_output=True, text=True, check=True)
-        added = subprocess.run([sys.executable, "-m", "jwtwarden", "clients", "add", "bench-backend",
-                                "--permission", "sessions"], env=env, capture_output=True, text=True,
-                               check=True).stdout
-        fields = dict(line.split("=", 1) for line in added.splitlines() if "=" in line)
-        backend = (fields["client_id"], fields["client_secret"])
-        serve = [sys.executable, "-m", "jwtwarden", "serve", "--port", str(service_port),
-                 "--log-level", "warning"]
-        bare = [sys.executable, __file__, "--serve-bare", str(bare_port)]
-        with process(serve, env, base + "/healthz"), \
-                process(bare, env, f"http://127.0.0.1:{bare_port}/bare"):
-            access = login(base)["access_token"]
-            for round_number in range(args.rounds):
-                order = list(args.only)
-                random.shuffle(order)
-                for name in order:
-                    if name == "bare":
-                        script, url = STATIC_LUA.format(method="GET", body="nil", extra=""), \
-                            f"http://127.0.0.1:{bare_port}/bare"
-                    elif name == "userinfo":
-                        extra = f'wrk.headers["Authorization"] = {lua_string("Bearer " + access)}'
-                        script, url = STATIC_LUA.format(method="GET", body="nil", extra=extra), \
-                            base + "/v1/auth/userinfo"
-                    elif name == "login":
-                        body = lua_string(json.dumps({"username": USER, "password": PASSWORD}))
-                        script, url = STATIC_LUA.format(method="POST", body=body, extra=""), \
-                            base + "/v1/auth/login"
-                    else:
-                        script, url = REFRESH_LUA.format(chains=chains_lua(base, backend, args)), base
-                    connections = args.login_connections if name == "login" else args.connections
-                    result = wrk(url, script, args, workdir, connections)
-                    results[name].append(result)
-                    print(f"round {round_number + 1}: {name:8s} {result['rps']:8.0f} req/s  "
-                          f"p50 {result['p50_us'] / 1000:6.1f} ms  p99 {result['p99_us'] / 1000:6.1f} ms  "
-                          f"errors {int(result['socket_errors'] + result['unexpected_status'])}",
+        with ExitStack() as stack:
+            minimal_port = free_port()
+            stack.enter_context(process(
+                [sys.executable, str(HERE / "minimal_app.py"), str(minimal_port), str(workdir / "minimal.db"),
+                 str(workdir / "minimal.tokens"), str(args.connections * args.rounds)],
+                dict(os.environ), f"http://127.0.0.1:{minimal_port}/docs", workdir / "minimal.log"))
+            minimal_tokens = (workdir / "minimal.tokens").read_text().split()
+
+            def minimal(_workdir: Path) -> dict[str, Any]:
+                chunk = [minimal_tokens.pop() for _ in range(args.connections)]
+                path = workdir / "minimal.round"
+                path.write_text("\n".join(chunk) + "\n")
+                return result_of(loadgen(f"http://127.0.0.1:{minimal_port}/refresh", "--mode", "refresh",
+                                         "--tokens", str(path), "--duration", str(args.duration),
+                                         "--connections", str(args.connections)))
+
+            services: dict[str, Service] = {}
+            plan: list[tuple[str, str | None, int]] = [("sqlite", None, 1)]
+            if args.pg:
+                plan.append(("postgres", stack.enter_context(PostgresDatabase(args.pg)), 1))
+            if supports_workers():
+                plan.append(("sqlite-2w", None, 2))
+            else:
+                print("jwtwarden serve has no --workers: the 2-worker rows are left out", file=sys.stderr)
+            for name, database_url, workers in plan:
+                port = free_port()
+                service = prepare_service(name, workdir, port, database_url)
+                stack.enter_context(process(serve_args(port, workers), service.env, service.url + "/healthz",
+                                            workdir / f"{name}.log"))
+                response = httpx.post(service.url + "/v1/auth/login", json={"username": USER, "password": PASSWORD},
+                                      timeout=30)
+                response.raise_for_status()
+                service.access = response.json()["access_token"]
+                services[name] = service
+
+            scenarios.append(Scenario("refresh, minimal app (floor)", minimal))
+            scenarios.append(Scenario("refresh, SQLite", refresh(services["sqlite"], args)))
+            if "postgres" in services:
+                scenarios.append(Scenario("refresh, PostgreSQL", refresh(services["postgres"], args)))
+            scenarios.append(Scenario("refresh, SQLite, login storm beside it",
+                                      refresh_with_storm(services["sqlite"], args)))
+            scenarios.append(Scenario("userinfo, 1 worker", userinfo(services["sqlite"], args)))
+            if "sqlite-2w" in services:
+                scenarios.append(Scenario("refresh, SQLite, 2 workers", refresh(services["sqlite-2w"], args)))
+                scenarios.append(Scenario("userinfo, 2 workers", userinfo(services["sqlite-2w"], args)))
+            for number in range(args.rounds):
+                order = scenarios[:]
+                if number % 2:
+                    order.reverse()
+                for scenario in order:
+                    result = scenario.measure(workdir)
+                    scenario.rounds.append(result)
+                    print(f"round {number + 1}: {scenario.name:40s} {result['rps']:7.0f}/s  "
+                          f"p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  "
+                          f"errors {result['errors']}"
+                          + (f"  logins {result['logins']}" if "logins" in result else ""),
                           file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return results
+    return scenarios
+
+
+def median_round(scenario: Scenario) -> dict[str, Any]:
+    ordered = sorted(scenario.rounds, key=lambda r: r["rps"])
+    return ordered[len(ordered) // 2]
+
+
+def report(scenarios: list[Scenario], args: argparse.Namespace) -> None:
+    by_name = {s.name: median_round(s) for s in scenarios}
+
+    def rps(name: str) -> float:
+        return float(by_name[name]["rps"]) if name in by_name else float("nan")
+
+    floor = rps("refresh, minimal app (floor)")
+    sqlite = rps("refresh, SQLite")
+    print()
+    print(f"{args.connections} connections, {args.duration} s per measurement, median of {args.rounds} "
+          f"interleaved rounds; {os.cpu_count()} CPUs shared by the load generator and the servers")
+    print()
+    print("| measurement | requests/s | p50 ms | p99 ms | errors | ratio |")
+    print("|---|---:|---:|---:|---:|---|")
+    ratios = {
+        "refresh, SQLite": ("minimal", floor),
+        "refresh, PostgreSQL": ("SQLite", sqlite),
+        "refresh, SQLite, login storm beside it": ("SQLite alone", sqlite),
+        "refresh, SQLite, 2 workers": ("1 worker", sqlite),
+        "userinfo, 2 workers": ("1 worker", rps("userinfo, 1 worker")),
+    }
+    for scenario in scenarios:
+        r = by_name[scenario.name]
+        errors = sum(x["errors"] for x in scenario.rounds)
+        label, base = ratios.get(scenario.name, ("", float("nan")))
+        ratio = f"{r['rps'] / base:.2f}× {label}" if label else ""
+        print(f"| {scenario.name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {errors} | {ratio} |")
+    storm = by_name.get("refresh, SQLite, login storm beside it", {}).get("logins")
+    if storm:
+        print(f"\nlogin storm ({STORM_CONNECTIONS} connections, median round): {storm['answered']} answers, "
+              f"p99 {storm['p99_ms']:.0f} ms, max {storm['max_ms']:.0f} ms, not 200: {storm['refused'] or 'none'}")
+    print()
+
+    def goal(text: str, ok: bool) -> None:
+        print(f"{'met   ' if ok else 'MISSED'} {text}")
+
+    sq = by_name["refresh, SQLite"]
+    goal(f"refresh SQLite >= 0.7x minimal: {sqlite / floor:.2f}x", sqlite / floor >= 0.7)
+    goal(f"refresh SQLite p99 <= 50 ms: {sq['p99_ms']:.1f} ms", sq["p99_ms"] <= 50)
+    goal(f"refresh without errors: {sum(x['errors'] for s in scenarios for x in s.rounds if 'refresh' in s.name)}",
+         all(x["errors"] == 0 for s in scenarios for x in s.rounds if s.name.startswith("refresh, ")))
+    if "refresh, PostgreSQL" in by_name:
+        goal(f"refresh PostgreSQL >= 0.6x SQLite: {rps('refresh, PostgreSQL') / sqlite:.2f}x",
+             rps("refresh, PostgreSQL") / sqlite >= 0.6)
+    storm_row = by_name["refresh, SQLite, login storm beside it"]
+    goal(f"refresh p99 with a login storm <= 100 ms: {storm_row['p99_ms']:.1f} ms", storm_row["p99_ms"] <= 100)
+    if "userinfo, 2 workers" in by_name:
+        factor = rps("userinfo, 2 workers") / rps("userinfo, 1 worker")
+        goal(f"userinfo 2 workers >= 1.4x one: {factor:.2f}x", factor >= 1.4)
+        factor = rps("refresh, SQLite, 2 workers") / sqlite
+        goal(f"refresh SQLite 2 workers no slower than one: {factor:.2f}x", factor >= 0.95)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--login-connections", type=int, default=4,
-                        help="wrk connections for login (argon2id takes ~0.1 s of a core each)")
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--only", action="append", choices=ENDPOINTS)
-    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server to create a fresh database on")
+    parser.add_argument("--no-pg", dest="pg", action="store_const", const=None)
     args = parser.parse_args(argv)
-    if args.serve_bare:
-        serve_bare(args.serve_bare)
-        return 0
-    if shutil.which(WRK) is None:
-        parser.error("wrk is required (apt-get install wrk)")
-    args.only = args.only or list(ENDPOINTS)
-    results = run(args)
-
-    def median(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[name])
-
-    bare_rps = median("bare", "rps") if "bare" in results else float("nan")
-    print()
-    print(f"wrk -t{args.threads} -c{args.connections} (login: -c{args.login_connections}), "
-          f"{args.duration} s per run, median of "
-          f"{args.rounds} interleaved rounds; {os.cpu_count()} CPUs shared by wrk and both servers")
-    print()
-    print("| endpoint | requests/s | p50 ms | p99 ms | errors | ÷ bare |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name in args.only:
-        errors = sum(int(r["socket_errors"] + r["unexpected_status"]) for r in results[name])
-        rps = median(name, "rps")
-        print(f"| {name} | {rps:.0f} | {median(name, 'p50_us') / 1000:.1f} | "
-              f"{median(name, 'p99_us') / 1000:.1f} | {errors} | {rps / bare_rps:.2f} |")
-    print()
-    if "refresh" in results:
-        errors = sum(int(r["socket_errors"] + r["unexpected_status"]) for r in results["refresh"])
-        ok = median("refresh", "rps") >= TARGET_REFRESH and errors == 0
-        print(f"refresh: {median('refresh', 'rps'):.0f} req/s, {errors} errors "
-              f"(target >= {TARGET_REFRESH:.0f}/s, no errors): {'met' if ok else 'MISSED'}")
-    if "userinfo" in results and "bare" in results:
-        ratio = median("userinfo", "rps") / bare_rps
-        print(f"userinfo: {ratio:.0%} of the bare endpoint (target >= {TARGET_USERINFO_RATIO:.0%}): "
-              f"{'met' if ratio >= TARGET_USERINFO_RATIO else 'MISSED'}")
+    scenarios = run(args)
+    report(scenarios, args)
     return 0
 
 
