@@ -1,0 +1,20 @@
+"""A Django project for the tests of jwtwarden.resource.django and .drf (configured once per
+pytest process: Django has one settings object; tests change it with override_settings)."""
+
+from __future__ import annotations
+
+import os
+
+
+def setup() -> None:
+    """Configure Django with this project's settings and create its database (idempotent)."""
+    import django
+    from django.apps import apps
+
+    if apps.ready:
+        return
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.django_site.settings"
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
