@@ -9,11 +9,13 @@ the example project as a real process against a real ``jwtwarden serve``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from tests import django_site
@@ -200,6 +202,48 @@ def test_unavailable_keys_are_503_with_retry_after_never_500(auth: Auth, client:
         response = get(client, "/hello", **auth.bearer())
     assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
     assert body(response)["error"] == "temporarily_unavailable"
+
+
+class GatedTransport(httpx.AsyncBaseTransport):
+    """The JWKS endpoint, answering only once the test opens the gate (a slow key fetch)."""
+
+    def __init__(self, inner: MockJWKS) -> None:
+        self.inner = inner
+        self.gate: asyncio.Event | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert self.gate is not None
+        await self.gate.wait()
+        return await self.inner.transport.handle_async_request(request)
+
+
+def test_under_asgi_a_key_fetch_in_flight_blocks_no_other_request() -> None:
+    """The async middleware awaits the fetch on the event loop: a request on a public path
+    (through the same middleware) is answered meanwhile. A synchronous check would hold the
+    one thread Django runs sync middleware in, and the public request with it."""
+    transport = GatedTransport(MockJWKS(KEYS))
+    clock = FakeClock(time.time())
+    server = ResourceServer(RemoteJWKS(f"{ISS}/.well-known/jwks.json", algorithms=["ES256"],
+                                       transport=transport),
+                            issuer=ISS, audience=AUD, clock=clock, revocations=None)
+    token = Issuer(KEYS, issuer=ISS, audience=AUD, clock=clock).issue("alice")
+
+    async def scenario() -> tuple[int, int]:
+        transport.gate = asyncio.Event()
+        slow = asyncio.create_task(AsyncClient().get(
+            "/ahello", headers={"Authorization": f"Bearer {token}"}))
+        deadline = time.monotonic() + 5
+        while server.jwks.requests == 0:  # let the slow request reach its key fetch
+            assert time.monotonic() < deadline, "the key fetch never started"
+            await asyncio.sleep(0.001)
+        public = await asyncio.wait_for(AsyncClient().get("/health"), timeout=5)
+        assert not slow.done()
+        transport.gate.set()
+        return public.status_code, (await slow).status_code
+
+    with override_settings(MIDDLEWARE=MIDDLEWARE,
+                           JWTWARDEN={"SERVER": server, "PUBLIC_PATHS": ["/health"]}):
+        assert asyncio.run(scenario()) == (200, 200)
 
 
 # ---- the view decorator, without the middleware ----------------------------------------------------

@@ -10,6 +10,7 @@ key, must find no attack accepted.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -174,3 +175,11 @@ def test_jwtwarden_scan_finds_nothing_accepted(service: Service, resource: str, 
     assert result.exit_code == 0, result.output
     assert [r["id"] for r in report["results"] if r["outcome"] != "rejected"] == []
     assert len(report["results"]) > 40
+
+
+def test_the_example_without_its_environment_refuses_to_start() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JWTWARDEN_")}
+    result = subprocess.run([sys.executable, "-c", "import hello_site.asgi"], cwd=EXAMPLE, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "JWTWARDEN_JWKS_URL" in result.stderr
