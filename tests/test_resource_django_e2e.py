@@ -78,7 +78,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 @pytest.fixture(scope="module", params=list(COMMANDS))
 def resource(request: pytest.FixtureRequest, service: Service,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = {k: v for k, v in service.server.env.items() if not k.startswith("JWTWARDEN_")}
+    env = {k: v for k, v in service.server.env.items()
+           if not k.startswith("JWTWARDEN_") and k != "DJANGO_SETTINGS_MODULE"}
     env.update({"JWTWARDEN_JWKS_URL": service.server.url + "/.well-known/jwks.json",
                 "JWTWARDEN_ISSUER": service.server.url, "JWTWARDEN_AUDIENCE": "api"})
     port = free_port()
@@ -178,7 +179,8 @@ def test_jwtwarden_scan_finds_nothing_accepted(service: Service, resource: str, 
 
 
 def test_the_example_without_its_environment_refuses_to_start() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JWTWARDEN_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("JWTWARDEN_") and k != "DJANGO_SETTINGS_MODULE"}
     result = subprocess.run([sys.executable, "-c", "import hello_site.asgi"], cwd=EXAMPLE, env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0

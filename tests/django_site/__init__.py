@@ -14,7 +14,10 @@ def setup() -> None:
     if apps.ready:
         return
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.django_site.settings"
-    django.setup()
+    try:
+        django.setup()
+    finally:  # configured now; processes the tests start must not inherit this project
+        del os.environ["DJANGO_SETTINGS_MODULE"]
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
