@@ -29,11 +29,19 @@ CLIENT_MODULES = sorted(
 )
 
 
-def _import_without_service(code: str) -> subprocess.CompletedProcess[str]:
+# What `jwtwarden[django]` brings: only jwtwarden.resource.django and .drf may need it.
+DJANGO_ONLY = ("django", "rest_framework", "asgiref")
+DJANGO_MODULES = ("jwtwarden.resource.django", "jwtwarden.resource.drf")
+# DRF reads Django's settings while its modules load, as in any project that uses it
+_CONFIGURE_DJANGO = ("\n        import django; from django.conf import settings; settings.configure();"
+                     " django.setup()")
+
+
+def _import_without_service(code: str, blocked: tuple[str, ...] = SERVICE_ONLY) -> subprocess.CompletedProcess[str]:
     blocker = textwrap.dedent(
         f"""
         import importlib.abc, sys
-        BLOCKED = {SERVICE_ONLY!r} + ("jwtwarden.service",)
+        BLOCKED = {blocked!r} + ("jwtwarden.service",)
         class Blocker(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
                 if any(name == b or name.startswith(b + ".") for b in BLOCKED):
@@ -59,8 +67,9 @@ def test_the_blocker_really_blocks_the_service() -> None:
 
 @pytest.mark.parametrize("module", RESOURCE_MODULES + CLIENT_MODULES)
 def test_resource_and_client_modules_import_without_the_service_dependencies(module: str) -> None:
+    setup = _CONFIGURE_DJANGO if module in DJANGO_MODULES else ""
     result = _import_without_service(
-        f"""
+        setup + f"""
         import {module}
         leaked = sorted(m for m in sys.modules if m.split(".")[0] in {SERVICE_ONLY!r}
                         or m.startswith("jwtwarden.service"))
@@ -68,6 +77,27 @@ def test_resource_and_client_modules_import_without_the_service_dependencies(mod
         """
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("module", ["jwtwarden"] + [
+    m for m in RESOURCE_MODULES + CLIENT_MODULES if m not in DJANGO_MODULES])
+def test_everything_but_the_django_integration_imports_without_django(module: str) -> None:
+    result = _import_without_service(
+        f"""
+        import {module}
+        import jwtwarden.resource.server, jwtwarden.resource.legacy
+        leaked = sorted(m for m in sys.modules if m.split(".")[0] in {DJANGO_ONLY!r})
+        assert not leaked, leaked
+        """,
+        blocked=SERVICE_ONLY + DJANGO_ONLY,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_django_blocker_really_blocks_django() -> None:
+    result = _import_without_service("import jwtwarden.resource.django",
+                                     blocked=SERVICE_ONLY + DJANGO_ONLY)
+    assert result.returncode != 0 and "ModuleNotFoundError: blocked: " in result.stderr
 
 
 def test_the_public_resource_names_import_from_the_top_level_without_the_service() -> None:

@@ -14,7 +14,10 @@ For every request, in this order:
    ``invalid_request``): tokens in URLs end up in logs, so they are refused.
 2. **Verification** by :class:`~jwtwarden.resource.jwks_client.RemoteVerifier` (signature, ``alg``
    bound to the key, ``exp``, ``iss``, ``aud``, ``typ`` = ``at+jwt`` by default...). A
-   rejected token → 401 ``invalid_token``.
+   rejected token → 401 ``invalid_token``. During a migration, tokens whose header names the
+   algorithm (and no other ``kid``) of a :class:`~jwtwarden.resource.legacy.LegacyIssuer`
+   given as ``also_trust`` are verified by that old issuer's one key instead, until its
+   not-after date.
 3. **Revocation** from memory (:class:`~jwtwarden.resource.feed_client.RevocationFeed` by
    default, or :class:`~jwtwarden.resource.redis_follower.RedisFollower`) → 401
    ``invalid_token`` when revoked. Their ``kid`` entries (signing keys revoked in an
@@ -29,13 +32,14 @@ to a 500; answers never contain the token or an internal message.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,13 +49,16 @@ from jwtwarden.errors import (
     InvalidRequest,
     JWKSUnavailable,
     JWTError,
+    MalformedToken,
     MissingToken,
     RevocationUnavailable,
 )
+from jwtwarden.jose.jws import parse_header
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
 from jwtwarden.resource.feed_client import RevocationCheck, RevocationFeed, default_feed_url
 from jwtwarden.resource.follower import RevocationFollower
 from jwtwarden.resource.jwks_client import RemoteJWKS, RemoteVerifier
+from jwtwarden.resource.legacy import LegacyIssuer
 
 __all__ = [
     "CLAIMS_KEY",
@@ -60,11 +67,15 @@ __all__ = [
     "Guard",
     "InsufficientScope",
     "InvalidRequest",
+    "LegacyIssuer",
     "MissingToken",
     "ResourceServer",
+    "averify_environ",
     "bearer_token",
     "path_rules",
     "requirements",
+    "roles_of",
+    "verify_environ",
 ]
 
 log = logging.getLogger("jwtwarden.resource")
@@ -79,6 +90,7 @@ STARTUP_WAIT = 5.0
 fails sooner) before the checks fail closed."""
 
 _FEED: Final = "feed"
+_HEADER_CACHE_SIZE = 256
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 section 3.3 scope-token
 _REALM = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
 
@@ -170,7 +182,8 @@ class Guard:
         return path in self._exact or (bool(self._prefixes) and path.startswith(self._prefixes))
 
 
-def _roles_of(claims: Claims) -> frozenset[str]:
+def roles_of(claims: Claims) -> frozenset[str]:
+    """The roles a token grants: its ``roles`` (a list, or a space-separated string) and ``role``."""
     roles = claims.get("roles")
     if isinstance(roles, list):
         found = {r for r in roles if isinstance(r, str)}
@@ -182,6 +195,44 @@ def _roles_of(claims: Claims) -> frozenset[str]:
     if isinstance(role, str):
         found.add(role)
     return frozenset(found)
+
+
+def verify_environ(server: ResourceServer, environ: MutableMapping[str, Any],
+                   scopes: frozenset[str] = frozenset(),
+                   roles: frozenset[str] = frozenset()) -> Claims:
+    """The claims of a WSGI environ (or Django ``request.META``): those a middleware already
+    verified (``environ["jwtwarden.claims"]``), else the bearer token of its
+    ``HTTP_AUTHORIZATION`` verified now (starting the revocation feed's thread first) and
+    stored there; then the required scopes and roles. Raises what :meth:`ResourceServer.
+    authenticate` and :meth:`ResourceServer.authorize` raise."""
+    claims = environ.get(CLAIMS_KEY)
+    if not isinstance(claims, Claims):
+        server.ensure_started()
+        claims = server.authenticate(
+            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", "")
+        )
+        environ[CLAIMS_KEY] = claims
+    if scopes or roles:
+        server.authorize(claims, scopes, roles)
+    return claims
+
+
+async def averify_environ(server: ResourceServer, environ: MutableMapping[str, Any],
+                          scopes: frozenset[str] = frozenset(),
+                          roles: frozenset[str] = frozenset()) -> Claims:
+    """Async :func:`verify_environ` (Django's async views): key fetches are awaited, and the
+    revocation feed's thread is started off the event loop."""
+    claims = environ.get(CLAIMS_KEY)
+    if not isinstance(claims, Claims):
+        if server.needs_start():
+            await asyncio.to_thread(server.ensure_started)
+        claims = await server.aauthenticate(
+            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", "")
+        )
+        environ[CLAIMS_KEY] = claims
+    if scopes or roles:
+        server.authorize(claims, scopes, roles)
+    return claims
 
 
 # ---- answers -----------------------------------------------------------------------------
@@ -280,6 +331,8 @@ class ResourceServer:
     :class:`~jwtwarden.resource.feed_client.RevocationCheck` is used as given; ``None`` turns
     revocation checks off. ``realm`` names the protection space in ``WWW-Authenticate``.
     ``startup_wait``: how long the first request waits for the feed's first answer (5 s).
+    ``also_trust``: one or more :class:`~jwtwarden.resource.legacy.LegacyIssuer` (the issuer
+    being replaced during a migration), trusted until their not-after dates by ``clock``.
 
     :meth:`authenticate` / :meth:`aauthenticate` return the verified claims or raise a
     :class:`~jwtwarden.errors.JWTError`; :meth:`authorize` checks scopes and roles;
@@ -301,6 +354,7 @@ class ResourceServer:
         clock: Clock = system_clock,
         verified_cache_size: int = 4096,
         startup_wait: float = STARTUP_WAIT,
+        also_trust: LegacyIssuer | Iterable[LegacyIssuer] = (),
     ) -> None:
         if isinstance(jwks, str):
             jwks = RemoteJWKS(jwks, algorithms=("ES256",) if algorithms is None else algorithms)
@@ -339,6 +393,12 @@ class ResourceServer:
         if startup_wait < 0:
             raise ValueError("startup_wait must be zero or more seconds")
         self._startup_wait = float(startup_wait)
+        legacy = (also_trust,) if isinstance(also_trust, LegacyIssuer) else tuple(also_trust)
+        if not all(isinstance(item, LegacyIssuer) for item in legacy):
+            raise TypeError("also_trust takes LegacyIssuer objects")
+        self._legacy = legacy
+        self._clock = clock
+        self._legacy_headers: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def from_env(
@@ -405,13 +465,43 @@ class ResourceServer:
     def realm(self) -> str:
         return self._realm
 
+    @property
+    def challenge(self) -> str:
+        """``WWW-Authenticate`` of a request without a token: ``Bearer realm="..."``."""
+        return self._challenge
+
     # ---- the checks -------------------------------------------------------------------------
+
+    def _legacy_for(self, token: str) -> LegacyIssuer | None:
+        """The trusted previous issuer this token's header points to now, if any."""
+        segment = token.partition(".")[0]
+        header = self._legacy_headers.get(segment)
+        if header is None:
+            try:
+                header = parse_header(segment)
+            except MalformedToken:
+                return None  # the remote verifier gives the precise error
+            if len(self._legacy_headers) >= _HEADER_CACHE_SIZE:
+                self._legacy_headers.clear()
+            self._legacy_headers[segment] = header
+        now = self._clock()
+        return next((item for item in self._legacy if item.accepts(header, now)), None)
+
+    @property
+    def also_trusted(self) -> tuple[LegacyIssuer, ...]:
+        """The previous issuers trusted until their not-after dates (``also_trust``)."""
+        return self._legacy
 
     def authenticate(
         self, authorization: Sequence[str] | str | None, query: str | bytes = ""
     ) -> Claims:
         """Token from the header, verified, not revoked: its claims, or a ``JWTError``."""
-        claims = self._verifier.verify(bearer_token(authorization, query))
+        token = bearer_token(authorization, query)
+        legacy = self._legacy_for(token) if self._legacy else None
+        if legacy is not None:
+            claims = legacy.verify(token, self._clock())
+        else:
+            claims = self._verifier.verify(token)
         if self._revocations is not None:
             self._revocations.check(claims)
         return claims
@@ -420,7 +510,12 @@ class ResourceServer:
         self, authorization: Sequence[str] | str | None, query: str | bytes = ""
     ) -> Claims:
         """Async :meth:`authenticate` (key fetches do not block the event loop)."""
-        claims = await self._verifier.averify(bearer_token(authorization, query))
+        token = bearer_token(authorization, query)
+        legacy = self._legacy_for(token) if self._legacy else None
+        if legacy is not None:
+            claims = legacy.verify(token, self._clock())
+        else:
+            claims = await self._verifier.averify(token)
         if self._revocations is not None:
             self._revocations.check(claims)
         return claims
@@ -432,7 +527,7 @@ class ResourceServer:
         """Raise :class:`InsufficientScope` unless the claims grant every scope and role."""
         if scopes and not scopes <= claims.scopes:
             raise InsufficientScope(scopes, frozenset())
-        if roles and not roles <= _roles_of(claims):
+        if roles and not roles <= roles_of(claims):
             raise InsufficientScope(frozenset(), roles)
 
     def denial(self, error: BaseException) -> Denial:
@@ -527,9 +622,13 @@ class ResourceServer:
 
     def ensure_started(self) -> None:
         """:meth:`start` unless the feed already runs in this process (cheap; every request)."""
-        feed = self._feed
-        if feed is not None and not feed.thread_runs_here():
+        if self.needs_start():
             self.start()
+
+    def needs_start(self) -> bool:
+        """Whether :meth:`ensure_started` would start the feed's thread (cheap, no I/O)."""
+        feed = self._feed
+        return feed is not None and not feed.thread_runs_here()
 
     async def aensure_started(self) -> None:
         """:meth:`astart` unless the feed already runs on this loop (cheap; every request)."""

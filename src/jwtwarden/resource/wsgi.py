@@ -14,10 +14,9 @@ Flask::
     @require_token(scopes=["items:write"])
     def delete(id): ...
 
-Django (``wsgi.py``)::
-
-    application = WSGIBearerAuthMiddleware(get_wsgi_application(), server)
-    # in a view: claims_of(request) reads request.META, which is the WSGI environ
+Django has its own integration, :mod:`jwtwarden.resource.django` (a middleware for WSGI and
+ASGI, ``request.auth``/``request.user``) and :mod:`jwtwarden.resource.drf`; the decorator below
+also answers a Django request with a Django ``HttpResponse``.
 
 The middleware checks every request outside ``public_paths`` (see
 :mod:`jwtwarden.resource.server`) and stores the verified claims in
@@ -43,6 +42,7 @@ from jwtwarden.resource.server import (
     MissingToken,
     ResourceServer,
     requirements,
+    verify_environ,
 )
 
 __all__ = ["WSGIBearerAuthMiddleware", "claims_of", "require_token"]
@@ -89,20 +89,6 @@ def _respond(denial: Denial, start_response: StartResponse) -> list[bytes]:
     return [body]
 
 
-def _check(server: ResourceServer, environ: Environ, scopes: frozenset[str],
-           roles: frozenset[str]) -> Claims:
-    claims = environ.get(CLAIMS_KEY)
-    if not isinstance(claims, Claims):
-        server.ensure_started()
-        claims = server.authenticate(
-            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", "")
-        )
-        environ[CLAIMS_KEY] = claims
-    if scopes or roles:
-        server.authorize(claims, scopes, roles)
-    return claims
-
-
 class WSGIBearerAuthMiddleware(Guard):
     """WSGI middleware requiring a valid bearer token on every request but ``public_paths``.
 
@@ -130,7 +116,7 @@ class WSGIBearerAuthMiddleware(Guard):
         if self.is_public(path):
             return self.app(environ, start_response)
         try:
-            _check(server, environ, self._scopes, self._roles)
+            verify_environ(server, environ, self._scopes, self._roles)
         except Exception as error:  # noqa: BLE001 - every failure is an RFC 6750 answer
             return _respond(server.denial(error), start_response)
         return self.app(environ, start_response)
@@ -163,7 +149,7 @@ def require_token(
             try:
                 if environ is None or not isinstance(resource, ResourceServer):
                     raise LookupError("no request or no ResourceServer for require_token")
-                _check(resource, environ, needed_scopes, needed_roles)
+                verify_environ(resource, environ, needed_scopes, needed_roles)
             except Exception as error:  # noqa: BLE001 - every failure is an RFC 6750 answer
                 denial = (resource.denial(error) if isinstance(resource, ResourceServer)
                           else _NO_SERVER)
@@ -184,7 +170,6 @@ def _flask_response(denial: Denial) -> tuple[bytes, int, list[tuple[str, str]]]:
 
 
 def _django_response(denial: Denial) -> Any:
-    from django.http import HttpResponse  # type: ignore[import-not-found]
+    from jwtwarden.resource.django import denial_response  # only for Django requests
 
-    return HttpResponse(denial.body, status=denial.status, content_type="application/json",
-                        headers=dict(denial.headers))
+    return denial_response(denial)
