@@ -60,19 +60,10 @@ _SIGNING_KEY = (("kid", _TEXT), ("alg", _TEXT), ("public_jwk", _TEXT), ("created
                 ("remove_at", _TIME), ("revoked_at", _TIME))
 
 
-def _field(kind: str, value: Any) -> str:
-    """One column, length-prefixed (``~`` for NULL): the encoding is unambiguous."""
-    if value is None:
-        return "~"
-    if kind == _TIME:
-        text = repr(float(value))
-    elif kind == _INT:
-        text = str(int(value))
-    elif kind == _BYTES:
-        text = bytes(value).hex()
-    else:
-        text = str(value)
-    return f"{len(text)}:{text}"
+_TEXT_OF: dict[str, Callable[[Any], str]] = {
+    _TIME: lambda v: repr(float(v)), _INT: lambda v: str(int(v)), _BYTES: lambda v: bytes(v).hex(),
+    _TEXT: str,
+}
 
 
 _CLIENT = (
@@ -97,8 +88,16 @@ class RowMAC:
         return cls(kek.derive(ROW_MAC_LABEL))
 
     def _mac(self, table: str, columns: tuple[tuple[str, str], ...], row: Mapping[Any, Any]) -> bytes:
-        message = table + "|" + "".join(_field(kind, row[name]) for name, kind in columns)
-        return hmac.digest(self._key, message.encode("utf-8"), "sha256")
+        # each column length-prefixed, "~" for NULL: the encoding is unambiguous
+        parts = [table, "|"]
+        for name, kind in columns:
+            value = row[name]
+            if value is None:
+                parts.append("~")
+            else:
+                text = _TEXT_OF[kind](value)
+                parts.append(f"{len(text)}:{text}")
+        return hmac.digest(self._key, "".join(parts).encode("utf-8"), "sha256")
 
     def family(self, row: Mapping[Any, Any]) -> bytes:
         return self._mac("families", _FAMILY, row)
