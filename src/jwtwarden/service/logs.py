@@ -1,7 +1,7 @@
 """The token service's log: text or one JSON object per line, every line of a request with its id.
 
 ``JWTWARDEN_LOG_FORMAT=json`` writes each record as one JSON object: ``time`` (UTC, ISO
-8601), ``level``, ``logger``, ``message``, ``event`` (the names the service logs under:
+8601), ``level``, ``logger``, ``message``, ``pid``, ``event`` (the names the service logs under:
 ``login``, ``refresh_refused``, ``reuse_detected``, ``logout``...), ``request_id`` while a
 request is being answered, and the record's other structured fields (``reason``,
 ``family``...). uvicorn's access log, when on (``jwtwarden serve --access-log``), goes
@@ -96,6 +96,7 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         request_id = getattr(record, "request_id", None)
         if request_id is not None:
