@@ -43,7 +43,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -51,13 +50,15 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from jwtwarden.revocation import Revocation
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "outcome"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# the classic text format every Prometheus reads (our names need none of 1.0.0's escaping)
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 DAY = 86_400.0
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LIVE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db")

@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jwtwarden.errors import TemporarilyUnavailable
@@ -79,9 +80,10 @@ def _tap_events() -> None:
 class Observe:
     """Request id, and the request's metrics. Outermost: it times and sees every answer."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # the app's, for routes that do not name themselves in the scope
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,13 +127,24 @@ class Observe:
         elapsed = time.perf_counter() - start
         route = getattr(scope.get("route"), "path", None)
         if not isinstance(route, str):
-            route = "<unmatched>"
+            route = self._template(scope)
         self.metrics.request(scope["method"], route, status, elapsed)
         if route in _OUTCOME_ROUTES:
             result = outcome(route, status, _reason(error_body), context.events)
             if result is not None:
                 kind, value = result
                 (self.metrics.logins if kind == "login" else self.metrics.refreshes).labels(value).inc()
+
+
+    def _template(self, scope: Scope) -> str:
+        """The path template of the route that answered: FastAPI puts its own routes in the
+        scope, plain Starlette routes (the debugger, the API docs) are looked up here."""
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                path = getattr(route, "path", None)
+                return path if isinstance(path, str) else "<unmatched>"
+        return "<unmatched>"
 
 
 def _reason(body: list[bytes] | None) -> str | None:
@@ -197,7 +210,7 @@ def install(app: FastAPI, settings: Settings) -> Metrics:
         return JSONResponse({"status": "ready" if ready else "unready", "checks": checks},
                             status_code=200 if ready else 503, headers=headers)
 
-    app.add_middleware(Observe, metrics=metrics)
+    app.add_middleware(Observe, metrics=metrics, routes=app.router.routes)
     serve = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
