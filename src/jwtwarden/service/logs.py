@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import secrets
 import sys
@@ -42,6 +43,7 @@ PROCESS_TAG = secrets.token_hex(4)
 """Random per process: the first part of every request id it generates."""
 
 _INBOUND = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+_random = random.Random(secrets.randbits(128))  # noqa: S311 - ids, not secrets; seeded per process
 EVENTS_LOGGER = "jwtwarden.events"
 
 
@@ -62,7 +64,8 @@ def request_id_from(inbound: bytes | None) -> str:
     """The inbound ``X-Request-ID`` when it is sane, else a new ``<process>-<random>`` id."""
     if inbound is not None and _INBOUND.fullmatch(inbound):
         return inbound.decode("ascii")
-    return f"{PROCESS_TAG}-{secrets.token_hex(8)}"
+    # an id, not a secret: the fast generator will do (a request-id guess grants nothing)
+    return f"{PROCESS_TAG}-{_random.getrandbits(64):016x}"
 
 
 class ContextFilter(logging.Filter):
