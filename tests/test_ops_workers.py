@@ -30,6 +30,7 @@ from tests.servicekit import (
     TEST_KEK,
     ServerProcess,
     add_user,
+    free_port,
     running_server,
     server_env,
     tokens,
@@ -255,3 +256,29 @@ def _log_has(server: ServerProcess, text: str, times: int) -> bool:
 def _environ(pid: int) -> dict[str, str]:
     raw = (Path("/proc") / str(pid) / "environ").read_bytes()
     return dict(item.decode().split("=", 1) for item in raw.split(b"\0") if b"=" in item)
+
+
+def test_the_command_line_and_the_config_file_reach_every_worker(tmp_path: Path) -> None:
+    """--config and --port are the parent's; the workers read them as JWTWARDEN_CONFIG and
+    JWTWARDEN_PORT: each worker knows the metrics token of the file and is the issuer at the
+    port the parent was given (no JWTWARDEN_ISSUER: the issuer derives from the port)."""
+    config = tmp_path / "jwtwarden.toml"
+    config.write_text(f'metrics_token = "{METRICS_TOKEN}"\nkek = "{TEST_KEK}"\n')
+    config.chmod(0o600)
+    env = server_env(tmp_path)
+    server = ServerProcess(env, free_port(), ("--config", str(config), *WORKERS))
+    server.start(timeout=90)
+    try:
+        issuers: dict[str, str] = {}
+        scraped: set[str] = set()
+
+        def both_workers_agree() -> bool:
+            metadata = httpx.get(server.url + "/.well-known/oauth-authorization-server")
+            issuers[worker_of(metadata)] = metadata.json()["issuer"]
+            scraped.add(scrape(server.url)[0])
+            return len(issuers) == 2 and len(scraped) == 2
+
+        _until(both_workers_agree, "the two workers did not both answer")
+    finally:
+        server.stop()
+    assert set(issuers.values()) == {server.url}
