@@ -4,6 +4,8 @@ Precedence, lowest first: built-in defaults, the TOML file (``JWTWARDEN_CONFIG``
 ``--config``; keys are the option names below, e.g. ``access_lifetime = 600``), then the
 environment (``JWTWARDEN_ACCESS_LIFETIME=600``). Every value is checked when loaded; a bad
 one is a :class:`ConfigError` naming the variable, never a failure later at run time.
+A secret option can also be read from a file, ``JWTWARDEN_<NAME>_FILE`` (``JWTWARDEN_KEK_FILE``:
+a systemd credential, a mounted secret): a regular file that other users cannot read.
 ``jwtwarden config show`` prints the result with its sources, secrets masked.
 """
 
