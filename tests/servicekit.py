@@ -75,9 +75,10 @@ def free_port() -> int:
 class ServerProcess:
     """``jwtwarden serve`` as a real process on loopback."""
 
-    def __init__(self, env: dict[str, str], port: int) -> None:
+    def __init__(self, env: dict[str, str], port: int, args: tuple[str, ...] = ()) -> None:
         self.env = env
         self.port = port
+        self.args = args  # more `jwtwarden serve` options (--workers 2, --access-log)
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: Path | None = None
@@ -89,7 +90,7 @@ class ServerProcess:
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "jwtwarden", "serve", "--port", str(self.port),
-                 "--log-level", "warning"],
+                 "--log-level", "warning", *self.args],
                 env=self.env, stdout=subprocess.DEVNULL, stderr=log,
             )
         deadline = time.monotonic() + timeout
@@ -154,10 +155,11 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(env: dict[str, str], port: int | None = None) -> Iterator[ServerProcess]:
-    server = ServerProcess(env, port or free_port())
+def running_server(env: dict[str, str], port: int | None = None, args: tuple[str, ...] = (),
+                   timeout: float = 30.0) -> Iterator[ServerProcess]:
+    server = ServerProcess(env, port or free_port(), args)
     server.env.setdefault("JWTWARDEN_ISSUER", server.url)
-    server.start()
+    server.start(timeout)
     try:
         yield server
     finally:

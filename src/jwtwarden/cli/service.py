@@ -118,45 +118,79 @@ def with_state(settings: Settings, job: Callable[[Any], Awaitable[T]], *, read_o
 @settings_option
 @click.option("--host", default=None, help="Address to bind (default JWTWARDEN_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port (default 8000).")
-@click.option("--log-level", default="info", show_default=True,
+@click.option("--log-level", default=None, help="Default JWTWARDEN_LOG_LEVEL, else info.",
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(config_file: Path | None, host: str | None, port: int | None, log_level: str) -> None:
+@click.option("--workers", default="1", show_default=True, metavar="N|auto",
+              help="Worker processes sharing the port, the database and the deny list "
+              "(auto: one per core this process may use).")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="uvicorn's access log (one line per request, in JWTWARDEN_LOG_FORMAT).")
+def serve(config_file: Path | None, host: str | None, port: int | None, log_level: str | None,
+          workers: str, access_log: bool) -> None:
     """Run the token service (FastAPI on uvicorn).
 
     On first start it creates the data directory, the SQLite database (or migrates the
     configured one) and an ES256 signing key. Without JWTWARDEN_ISSUER the issuer is
     http://HOST:PORT of the address it binds (loopback only). The OpenAPI document is at
     /openapi.json; JWTWARDEN_DOCS=1 adds the interactive docs at /docs and /redoc.
+    With --workers N the start-up is done once, then N processes serve (docs/deployment.md).
 
     \b
     Example:
-      JWTWARDEN_ISSUER=http://127.0.0.1:8000 jwtwarden serve --port 8000
+      JWTWARDEN_ISSUER=http://127.0.0.1:8000 jwtwarden serve --port 8000 --workers auto
     """
-    import uvicorn
+    import os
 
-    from jwtwarden.service.app import create_app
+    from jwtwarden.service import logs
+    from jwtwarden.service.metrics import MULTIPROC_ENV
+    from jwtwarden.service.workers import cores, run_workers, uvicorn_config
 
+    count = _worker_count(workers, cores())
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if log_level is not None:
+        overrides["log_level"] = log_level
     settings = service_settings(config_file, **overrides)
     # the event log (logins, refusals with their reason, reuse, logouts) and warnings go to
-    # stderr next to uvicorn's access log; tokens and secrets are never logged
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # stderr, with the access log when asked for; tokens and secrets are never logged
+    logs.configure(settings.log_format, settings.log_level)
+    logging.getLogger("jwtwarden.service").info(
+        "issuer %s (tokens, metadata and jwks_uri name it; resource servers must expect it)",
+        settings.issuer)
+    if count > 1:
+        # the workers read the configuration as this process did: the command line's
+        # overrides become the variables they read
+        environment = {f"JWTWARDEN_{name.upper()}": str(value) for name, value in overrides.items()}
+        if config_file is not None:
+            environment["JWTWARDEN_CONFIG"] = str(config_file.resolve())
+        try:
+            run_workers(settings, workers=count, access_log=access_log, environment=environment)
+        except ConfigError as error:
+            raise click.ClickException(f"configuration: {error}") from None
+        return
+    os.environ.pop(MULTIPROC_ENV, None)  # one process: its own registry
+    from jwtwarden.service.app import create_app
+
     try:
         app = create_app(settings)
     except ConfigError as error:
         raise click.ClickException(f"configuration: {error}") from None
-    logging.getLogger("jwtwarden.service").info(
-        "issuer %s (tokens, metadata and jwks_uri name it; resource servers must expect it)",
-        settings.issuer)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=log_level, access_log=False,
-        server_header=False, proxy_headers=settings.trust_proxy_headers,
-    )
-    _run_until_stopped(app, config)
+    _run_until_stopped(app, uvicorn_config(app, settings, access_log=access_log))
+
+
+def _worker_count(text: str, available: int) -> int:
+    if text.strip().lower() == "auto":
+        return available
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 256:
+        raise click.BadParameter("must be a number from 1 to 256, or auto", param_hint="--workers")
+    return count
 
 
 def _run_until_stopped(app: Any, config: Any) -> None:

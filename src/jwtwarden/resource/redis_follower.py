@@ -127,6 +127,10 @@ class RedisFollower(RevocationFollower):
         """In sync, and Redis answered within ``max_silence`` seconds."""
         return self._in_sync and self._monotonic() - self._heard_at <= self._max_silence
 
+    def silence(self) -> float:
+        """Seconds since Redis was last heard from (a message, a pong, a sync)."""
+        return self._monotonic() - self._heard_at
+
     @property
     def state(self) -> str:
         """``"in_sync"``; ``"waiting"``: connected, but no token service has loaded this Redis

@@ -50,6 +50,7 @@ from jwtwarden.policy import Claims, Clock, system_clock
 from jwtwarden.service import cookies
 from jwtwarden.service.config import Settings
 from jwtwarden.service.docs import docs_routes
+from jwtwarden.service.ops import install as install_ops
 from jwtwarden.service.ratelimit import Counters, LoginLimiter, MemoryCounters, RedisCounters
 from jwtwarden.service.sessions.accounts import ASSERTION_ALGORITHMS, Accounts
 from jwtwarden.service.sessions.denylist import FEED_MAX_WAIT, DenyList
@@ -68,6 +69,8 @@ __all__ = ["ServiceState", "build_state", "create_app"]
 log = logging.getLogger("jwtwarden.service")
 REALM = "jwtwarden"
 RETRY_AFTER = "5"
+# other processes' revocations (workers, replicas, the CLI) are refused within this, plus a query
+DENYLIST_POLL_INTERVAL = 0.25
 
 
 # ---- state ----------------------------------------------------------------------------------
@@ -495,7 +498,8 @@ def create_app(
         tasks: list[asyncio.Task[None]] = []
         if background:
             state.denylist.watch(max_staleness=10.0)
-            tasks.append(asyncio.create_task(_every(1.0, state.denylist.poll, "deny-list poll")))
+            tasks.append(asyncio.create_task(
+                _every(DENYLIST_POLL_INTERVAL, state.denylist.poll, "deny-list poll")))
 
             async def keys_job() -> None:
                 await state.keyring.load()
@@ -535,6 +539,7 @@ def create_app(
     app.add_middleware(Cors, origins=settings.origins)  # a 413 is readable cross-origin too
     # outermost: every answer carries them, CORS preflights included
     app.add_middleware(SecurityHeaders, hsts=urlsplit(settings.issuer).scheme == "https")
+    install_ops(app, settings)  # request ids, metrics, /metrics, /readyz (outermost of all)
     return app
 
 

@@ -4,6 +4,8 @@ Precedence, lowest first: built-in defaults, the TOML file (``JWTWARDEN_CONFIG``
 ``--config``; keys are the option names below, e.g. ``access_lifetime = 600``), then the
 environment (``JWTWARDEN_ACCESS_LIFETIME=600``). Every value is checked when loaded; a bad
 one is a :class:`ConfigError` naming the variable, never a failure later at run time.
+A secret option can also be read from a file, ``JWTWARDEN_<NAME>_FILE`` (``JWTWARDEN_KEK_FILE``:
+a systemd credential, a mounted secret): a regular file that other users cannot read.
 ``jwtwarden config show`` prints the result with its sources, secrets masked.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +30,8 @@ __all__ = ["ConfigError", "Settings", "load_settings", "mask_url"]
 ENV_PREFIX = "JWTWARDEN_"
 DAY = 86_400
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+FILE_SUFFIX = "_FILE"
 SERVICE_ALGORITHMS = tuple(name for name, alg in ALGORITHMS.items() if alg.kty != "oct")
 """What the token service may sign with: asymmetric algorithms only (resource servers get the
 public keys from the JWKS; an HMAC secret would have to be shared with every one of them)."""
@@ -68,6 +73,10 @@ def _list(text: str) -> tuple[str, ...]:
 
 def _opt_str(text: str) -> str | None:
     return text.strip() or None
+
+
+def _lower(text: str) -> str:
+    return text.strip().lower()
 
 
 def _path(text: str) -> Path:
@@ -153,6 +162,13 @@ class Settings:
         _int, doc="largest request body accepted"))
     docs: bool = field(default=False, metadata=_opt(
         _bool, doc="serve the interactive API docs at /docs and /redoc (assets shipped, no CDN)"))
+    log_format: str = field(default="text", metadata=_opt(
+        _lower, doc="text, or json: one JSON object per line (event, level, logger, time, request_id)"))
+    log_level: str = field(default="info", metadata=_opt(
+        _lower, doc="critical, error, warning, info or debug (jwtwarden serve --log-level overrides)"))
+    metrics_token: str | None = field(default=None, metadata=_opt(
+        _opt_str, secret=True, doc="bearer token that GET /metrics requires (at least 16 "
+        "characters); unset: /metrics answers 404"))
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -205,6 +221,13 @@ class Settings:
         check(self.gc_interval >= 0 and 1024 <= self.max_body_bytes <= 1 << 22, "max_body_bytes",
               "gc_interval must be >= 0 and max_body_bytes 1 KiB-4 MiB")
         check(self.access_cookie <= self.cookie_mode, "access_cookie", "needs cookie_mode")
+        check(self.log_format in ("text", "json"), "log_format", "must be text or json")
+        check(self.log_level in LOG_LEVELS, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+        check(self.metrics_token is None or (len(self.metrics_token) >= 16
+                                             and self.metrics_token.isascii()
+                                             and self.metrics_token.isprintable()
+                                             and " " not in self.metrics_token),
+              "metrics_token", "must be at least 16 printable ASCII characters without spaces")
         for origin in self.allowed_origins:
             parts = urlsplit(origin)
             check(parts.scheme in ("http", "https") and bool(parts.netloc) and parts.path == "",
@@ -318,6 +341,11 @@ def load_settings(
             values[key] = _from_toml(key, value, fields[key])
     for name, f in fields.items():
         raw = env.get(ENV_PREFIX + name.upper())
+        if f.metadata["secret"] and env.get(ENV_PREFIX + name.upper() + FILE_SUFFIX):
+            if raw is not None:
+                raise ConfigError(f"set {ENV_PREFIX}{name.upper()} or "
+                                  f"{ENV_PREFIX}{name.upper()}{FILE_SUFFIX}, not both")
+            raw = _secret_file(name, Path(env[ENV_PREFIX + name.upper() + FILE_SUFFIX]))
         if raw is not None:
             try:
                 values[name] = f.metadata["parse"](raw)
@@ -330,6 +358,31 @@ def load_settings(
         return Settings(**values)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _secret_file(name: str, path: Path) -> str:
+    """The value of ``JWTWARDEN_<NAME>_FILE``: the file's text without its final newline, from a
+    regular file others cannot read (a systemd credential, a mounted secret)."""
+    variable = f"{ENV_PREFIX}{name.upper()}{FILE_SUFFIX}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path} ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{variable}: {path} is not a regular file")
+        if info.st_mode & 0o007:
+            raise ConfigError(f"{variable}: {path} is readable or writable by every user (mode "
+                              f"{stat.S_IMODE(info.st_mode):04o}); make it 0600 or 0400")
+        data = os.read(fd, 65_536)
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{variable}: {path} is not UTF-8 text") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def default_issuer(host: str, port: int) -> str:

@@ -87,6 +87,7 @@ class DenyList:
         self._snapshot: tuple[int, float, bytes] | None = None  # (seq, built at, body)
         self._snapshot_lock = asyncio.Lock()
         self.on_key_revoked: Callable[[], Awaitable[object]] | None = None
+        self.on_applied: Callable[[list[Revocation]], object] | None = None  # metrics
         self.redis: RedisRevocations | None = None
         if redis_url is not None:
             from jwtwarden.service.storage.redis import RedisRevocations  # the redis extra
@@ -97,6 +98,16 @@ class DenyList:
         """From now on, fail closed when no poll succeeded for ``max_staleness`` seconds."""
         self._max_staleness = max_staleness
         self._synced_at = self._monotonic()
+
+    def sync_age(self) -> float:
+        """Seconds since the mirror was last brought up to date from the database."""
+        return self._monotonic() - self._synced_at
+
+    @property
+    def fresh(self) -> bool:
+        """Whether checks trust the database mirror: polled within ``max_staleness`` (always
+        while nothing watches it). With Redis, :attr:`redis` says whether it is in sync."""
+        return self._max_staleness is None or self.sync_age() <= self._max_staleness
 
     @property
     def cursor(self) -> int:
@@ -203,6 +214,8 @@ class DenyList:
             return
         self.set.add_many(batch)
         self._wake()
+        if self.on_applied is not None:
+            self.on_applied(batch)
         if self.redis is not None:
             with contextlib.suppress(RevocationUnavailable):
                 await self.redis.publish(batch)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -104,8 +105,8 @@ class PasswordHashing:
                             self._pending, extra={"event": "login_overloaded"})
                 raise Overloaded("too many logins at once; retry shortly", retry_after=1)
             self._pending += 1
-        try:
-            future: Future[T] = self._executor.submit(job, *args)
+        try:  # in the request's context: log lines of the hash carry its request id
+            future: Future[T] = self._executor.submit(contextvars.copy_context().run, job, *args)
         except BaseException:
             self._done(None)
             raise
