@@ -402,8 +402,7 @@ class Database:
 
     async def ping(self) -> None:
         """Raise :class:`TemporarilyUnavailable` unless the database answers."""
-        async with self.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await self.run(lambda conn: conn.exec_driver_sql("SELECT 1").all(), write=False)
 
     async def dispose(self) -> None:
         if self._checkpoint is not None:
