@@ -162,7 +162,7 @@ def test_the_readme_install_section_names_every_extra_and_the_docs_switch() -> N
     for extra in ("server", "all"):
         assert f"pip install 'jwtwarden[{extra}]'" in install
     assert "JWTWARDEN_DOCS=1" in install and "JWTWARDEN_DOCS" in _config_table()
-    assert "sqlalchemy[asyncio]" in PYPROJECT["project"]["optional-dependencies"]["server"][2]
+    assert "sqlalchemy[asyncio]>=2.0" in PYPROJECT["project"]["optional-dependencies"]["server"]
 
 
 def test_the_license_file_is_the_license_pyproject_names() -> None:
