@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, TypeVar
+from urllib.parse import quote
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from jwtwarden.policy import Claims
@@ -45,7 +46,7 @@ from jwtwarden.resource.server import (
     requirements,
 )
 
-__all__ = ["WSGIBearerAuthMiddleware", "claims_of", "require_token"]
+__all__ = ["WSGIBearerAuthMiddleware", "claims_of", "request_path", "require_token"]
 
 Environ = MutableMapping[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,6 +82,18 @@ def _environ_of(request: Any) -> Environ | None:
     return None
 
 
+def request_path(environ: Environ) -> str:
+    """The request's path as received (percent-encoded, without the query): the server's
+    ``RAW_URI``/``REQUEST_URI`` when it gives one (gunicorn, werkzeug), else ``SCRIPT_NAME`` +
+    ``PATH_INFO`` encoded again."""
+    for name in ("RAW_URI", "REQUEST_URI"):
+        raw = environ.get(name)
+        if isinstance(raw, str) and raw.startswith("/"):
+            return raw.partition("?")[0]
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=~") or "/"
+
+
 def _respond(denial: Denial, start_response: StartResponse) -> list[bytes]:
     body = denial.body
     headers = [*denial.headers, ("content-type", "application/json"),
@@ -95,8 +108,9 @@ def _check(server: ResourceServer, environ: Environ, scopes: frozenset[str],
     if not isinstance(claims, Claims):
         server.ensure_started()
         claims = server.authenticate(
-            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", "")
-        )
+            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", ""),
+            dpop=environ.get("HTTP_DPOP"), method=environ.get("REQUEST_METHOD", "GET"),
+            path=request_path(environ))
         environ[CLAIMS_KEY] = claims
     if scopes or roles:
         server.authorize(claims, scopes, roles)
