@@ -46,6 +46,7 @@ or a secret.
     │   ├── RefreshReused                       refresh_reused
     │   ├── RefreshExpired                      refresh_expired
     │   ├── RefreshRevoked                      refresh_revoked
+    │   ├── RefreshKeyMismatch                  refresh_key_mismatch (DPoP: another key)
     │   └── FamilyTooOld                        family_too_old
     ├── OAuthError                              (abstract)     .error .reason   RFC 6749 5.2
     │   ├── InvalidClient                       invalid_client
@@ -103,6 +104,7 @@ __all__ = [
     "RateLimited",
     "RefreshError",
     "RefreshExpired",
+    "RefreshKeyMismatch",
     "RefreshReused",
     "RefreshRevoked",
     "RevocationUnavailable",
@@ -386,6 +388,13 @@ class RefreshRevoked(RefreshError):
     """The refresh token's family was revoked (logout, reuse, logout-everywhere)."""
 
     code = "refresh_revoked"
+
+
+class RefreshKeyMismatch(RefreshError):
+    """The refresh token is bound to a DPoP key (RFC 9449) and the request proved another; the
+    session is left as it was."""
+
+    code = "refresh_key_mismatch"
 
 
 class FamilyTooOld(RefreshError):
