@@ -375,8 +375,9 @@ class DPoPVerifier:
     without one (``use_dpop_nonce``). ``clock``: Unix time, injectable.
     """
 
-    __slots__ = ("_algorithms", "_clock", "_header_cache", "_htu_cache", "_max_age",
-                 "_max_future", "_max_size", "_nonces", "_replay", "_require_nonce", "_ttl")
+    __slots__ = ("_algorithms", "_async_store", "_clock", "_header_cache", "_htu_cache",
+                 "_max_age", "_max_future", "_max_size", "_nonces", "_replay", "_require_nonce",
+                 "_ttl")
 
     def __init__(
         self,
@@ -415,6 +416,8 @@ class DPoPVerifier:
         self._max_future = float(max_future)
         self._ttl = self._max_age + self._max_future + 1.0
         self._replay = replay
+        # decided once: isinstance() against a runtime-checkable protocol is slow per request
+        self._async_store = replay is not None and callable(getattr(replay, "aadd", None))
         self._nonces = nonces
         self._require_nonce = bool(require_nonce)
         self._clock = clock
@@ -478,13 +481,11 @@ class DPoPVerifier:
         self._header_cache[segment] = entry
         return entry
 
-    def _expected_htu(self, url: str) -> str:
+    def _normalized(self, url: str) -> str:
+        """:func:`normalize_htu`, remembered (a client names the same URLs again and again)."""
         cached = self._htu_cache.get(url)
         if cached is None:
-            try:
-                cached = normalize_htu(url)
-            except ValueError:
-                raise ValueError("the request URL is not an absolute http(s) URL") from None
+            cached = normalize_htu(url)
             if len(self._htu_cache) >= _HTU_CACHE_SIZE:
                 self._htu_cache.clear()
             self._htu_cache[url] = cached
@@ -546,7 +547,7 @@ class DPoPVerifier:
         if htm != method:
             raise _invalid("bad_htm", "the DPoP proof is for another HTTP method")
         try:
-            if normalize_htu(htu) != self._expected_htu(url):
+            if self._normalized(htu) != self._normalized(url):
                 raise ValueError("another URL")
         except ValueError:
             raise _invalid("bad_htu", "the DPoP proof is for another URL") from None
@@ -598,9 +599,9 @@ class DPoPVerifier:
         result = self.check(proof, method=method, url=url, access_token=access_token, jkt=jkt)
         store = self._replay
         if store is not None:
-            if not isinstance(store, ReplayStore):
+            if self._async_store:
                 raise TypeError("this replay store is asynchronous: use averify()")
-            if not store.add(replay_key(result.jkt, result.jti), self._ttl):
+            if not store.add(replay_key(result.jkt, result.jti), self._ttl):  # type: ignore[union-attr]
                 raise self._replayed(result)
         return result
 
@@ -618,10 +619,10 @@ class DPoPVerifier:
         store = self._replay
         if store is not None:
             key = replay_key(result.jkt, result.jti)
-            if isinstance(store, AsyncReplayStore):
-                fresh = await store.aadd(key, self._ttl)
+            if self._async_store:
+                fresh = await store.aadd(key, self._ttl)  # type: ignore[union-attr]
             else:
-                fresh = store.add(key, self._ttl)
+                fresh = store.add(key, self._ttl)  # type: ignore[union-attr]
             if not fresh:
                 raise self._replayed(result)
         return result

@@ -380,6 +380,12 @@ class Verifier(JWSVerifier):
 
 _sha256 = hashlib.sha256
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(data: dict[str, Any]) -> bool:
+    """Scalars only, or objects of scalars one level down (``cnf``): cheap to copy per caller."""
+    return all(type(value) in _SCALARS or (type(value) is dict and all(
+        type(inner) in _SCALARS for inner in value.values())) for value in data.values())
 _MISSING: Any = object()
 
 
@@ -390,11 +396,12 @@ class CachingVerifier(Verifier):
     carries it for up to 15 minutes). A token seen again — looked up by the SHA-256 of its
     full text, so only the same bytes match, and no token is kept in memory — skips the
     header checks, the signature and, when every claim is a string, number, boolean or
-    null, the JSON parsing: their outcome depends only on the token text and this
+    null (or an object of those, such as a DPoP token's ``cnf``), the JSON parsing: their outcome depends only on the token text and this
     verifier's immutable key set and policy. **Every claim is checked again** (``exp``,
     ``nbf``, ``iat``, ``iss``, ``aud``, required claims) exactly as on the first
     verification, and each caller gets its own copy. Tokens carrying lists or objects are
-    parsed again each time, so no caller can change what another sees. Only tokens that
+    parsed again each time (objects of scalars are copied), so no caller can change what
+    another sees. Only tokens that
     verified are remembered, at most ``cache_size`` (the cache is emptied when full); the
     cache dies with the verifier, so build a new one when the key set changes (a retired or
     revoked key is then forgotten at once).
@@ -421,10 +428,12 @@ class CachingVerifier(Verifier):
             data = super()._verified_claims(token, bound)
             if len(self._verified) >= self._verified_max:
                 self._verified.clear()
-            flat = all(type(value) in _SCALARS for value in data.values())
-            self._verified[digest] = dict(data) if flat else None
+            self._verified[digest] = dict(data) if _flat(data) else None
             return data
-        claims = dict(cached) if cached is not None else parse_object(
-            b64url_decode(token.split(".")[1]), "payload")
+        if cached is None:
+            claims = parse_object(b64url_decode(token.split(".")[1]), "payload")
+        else:  # each caller its own copy, objects one level down (cnf) included
+            claims = {name: dict(value) if type(value) is dict else value
+                      for name, value in cached.items()}
         self._check_claims(claims, bound)
         return claims
