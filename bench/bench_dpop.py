@@ -156,7 +156,7 @@ def main() -> None:
         jwks_file = Path(tmp) / "jwks.json"
         jwks_file.write_text(json.dumps(keys.to_jwks(private=True)))
         env = os.environ | {"BENCH_JWKS": str(jwks_file), "BENCH_PUBLIC_URL": public_url}
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "--factory",
              "bench_dpop:app", "--port", str(port), "--log-level", "warning", "--http", "h11",
              "--loop", "asyncio", "--no-access-log"], env=env)
