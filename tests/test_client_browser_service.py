@@ -83,7 +83,7 @@ async def test_a_preflight_from_the_allowed_origin_names_exactly_what_is_allowed
     assert answer.headers[ACA + "origin"] == APP  # never "*" with credentials
     assert answer.headers[ACA + "credentials"] == "true"
     allowed = {h.strip().lower() for h in answer.headers[ACA + "headers"].split(",")}
-    assert allowed == {"authorization", "content-type", "x-csrf-token"}
+    assert allowed == {"authorization", "content-type", "dpop", "x-csrf-token"}  # DPoP: RFC 9449
     assert {m.strip() for m in answer.headers[ACA + "methods"].split(",")} == {"GET", "HEAD", "POST"}
     assert int(answer.headers["access-control-max-age"]) > 0
     assert "Origin" in answer.headers["vary"]

@@ -146,7 +146,7 @@ def test_a_bare_asgi_app_is_protected_too(server: ResourceServer) -> None:
 def test_a_missing_token_is_401_with_a_bare_challenge(client: Client) -> None:
     response = client.get("/hello")
     assert response.status_code == 401
-    assert challenge(response) == 'Bearer realm="api"'
+    assert challenge(response) == 'Bearer realm="api", DPoP realm="api", algs="ES256 EdDSA"'
 
 
 def test_a_malformed_token_is_401_invalid_token(client: Client) -> None:

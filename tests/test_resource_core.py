@@ -84,7 +84,9 @@ def test_a_query_that_only_mentions_access_token_is_fine() -> None:
 def test_a_missing_token_is_401_without_an_error_code(server: ResourceServer) -> None:
     denial = server.denial(MissingToken())
     assert denial.status == 401
-    assert header(denial) == 'Bearer realm="example"'
+    # RFC 9449 section 7.1: both schemes this server accepts are offered
+    assert header(denial) == 'Bearer realm="example", DPoP realm="example", algs="ES256 EdDSA"'
+
 
 
 def test_an_invalid_request_is_400(server: ResourceServer) -> None:

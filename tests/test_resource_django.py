@@ -40,6 +40,8 @@ from tests.conftest import AUD, ISS, keyset_for  # noqa: E402
 
 KEYS = keyset_for("ES256")
 MIDDLEWARE = ["jwtwarden.resource.django.BearerAuthMiddleware"]
+# without credentials, both schemes are offered (RFC 9449 section 7.1)
+NO_CREDENTIALS = 'Bearer realm="api", DPoP realm="api", algs="ES256 EdDSA"'
 INVALID_TOKEN = 'Bearer realm="api", error="invalid_token", error_description='
 
 
@@ -127,7 +129,7 @@ def test_without_a_token_the_middleware_answers_401_with_a_bare_challenge(auth: 
     with override_settings(MIDDLEWARE=MIDDLEWARE):
         response = get(client, "/hello")
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.headers["WWW-Authenticate"] == NO_CREDENTIALS
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -256,7 +258,7 @@ def test_the_decorator_checks_scopes_on_sync_and_async_views(auth: Auth, client:
     anonymous = get(client, path)
     assert allowed.status_code == 200 and body(allowed)["user_type"] == "TokenUser"
     assert denied.status_code == 403 and 'scope="items:read"' in denied.headers["WWW-Authenticate"]
-    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == NO_CREDENTIALS
 
 
 # ---- DRF ---------------------------------------------------------------------------------------------
@@ -273,7 +275,7 @@ def test_drf_sets_request_user_and_request_auth(auth: Auth, client: str) -> None
 def test_drf_without_a_token_is_401_with_the_bearer_challenge(auth: Auth) -> None:
     response = Client().get("/drf/hello")
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.headers["WWW-Authenticate"] == NO_CREDENTIALS
 
 
 def test_drf_without_a_token_leaves_the_request_anonymous_for_open_views(auth: Auth) -> None:
@@ -328,7 +330,7 @@ def test_has_role_is_403_insufficient_scope(auth: Auth) -> None:
 def test_has_scope_without_a_verified_token_is_401(auth: Auth) -> None:
     with override_settings(REST_FRAMEWORK={"DEFAULT_AUTHENTICATION_CLASSES": []}):
         response = Client().get("/drf/items")
-    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == NO_CREDENTIALS
 
 
 def test_drf_unavailable_keys_are_503_with_retry_after(auth: Auth) -> None:
@@ -377,9 +379,9 @@ def test_drf_behind_the_middleware_reuses_its_verification(auth: Auth,
     calls: list[object] = []
     verify = auth.server.authenticate
 
-    def counting(*args: Any) -> Any:
+    def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
-        return verify(*args)
+        return verify(*args, **kwargs)
 
     monkeypatch.setattr(auth.server, "authenticate", counting)
     with override_settings(MIDDLEWARE=MIDDLEWARE):

@@ -94,7 +94,7 @@ def test_the_dependency_returns_the_verified_claims(app: FastAPI) -> None:
 def test_a_missing_token_is_401_with_a_bare_challenge(app: FastAPI) -> None:
     response = get(app, "/hello")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer realm="api"'
+    assert response.headers["www-authenticate"] == 'Bearer realm="api", DPoP realm="api", algs="ES256 EdDSA"'
 
 
 def test_an_expired_token_is_401_invalid_token(app: FastAPI) -> None:

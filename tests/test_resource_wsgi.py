@@ -98,7 +98,7 @@ def test_public_paths_and_prefixes_need_no_token(client: FlaskClient) -> None:
 def test_a_missing_token_is_401_with_a_bare_challenge(client: FlaskClient) -> None:
     response = client.get("/hello")
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api", DPoP realm="api", algs="ES256 EdDSA"'
 
 
 def test_a_malformed_token_is_401_invalid_token(client: FlaskClient) -> None:
@@ -224,7 +224,7 @@ def test_a_real_wsgi_server_answers_with_rfc6750_headers(server: ResourceServer)
         ok = httpx.get(f"{url}/hello", headers=bearer(ISSUER.issue(subject="erin")))
         missing = httpx.get(f"{url}/hello")
     assert ok.status_code == 200 and ok.json() == {"sub": "erin"}
-    assert missing.status_code == 401 and missing.headers["www-authenticate"] == 'Bearer realm="api"'
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == 'Bearer realm="api", DPoP realm="api", algs="ES256 EdDSA"'
 
 
 def test_two_authorization_headers_joined_by_the_server_are_400(server: ResourceServer) -> None:

@@ -21,7 +21,10 @@ or a secret.
     │   ├── IssuedInFuture                      issued_in_future
     │   ├── BadIssuer                           bad_issuer
     │   ├── BadAudience                         bad_audience
-    │   └── BadType                             bad_type       (the ``typ`` header)
+    │   ├── BadType                             bad_type       (the ``typ`` header)
+    │   └── SenderConstrained                   sender_constrained (``cnf``: needs a proof)
+    ├── InvalidDPoPProof                        invalid_dpop_proof   .reason (RFC 9449)
+    │   └── UseDPoPNonce                        use_dpop_nonce       .nonce
     ├── Revoked                                 revoked
     ├── InvalidCredentials                      invalid_credentials
     ├── NotTokenOwner                           not_token_owner (RFC 7009: another client's token)
@@ -29,6 +32,7 @@ or a secret.
     ├── TemporarilyUnavailable                  temporarily_unavailable
     │   ├── RevocationUnavailable               revocation_unavailable
     │   ├── Overloaded                          overloaded   .retry_after (login capacity)
+    │   ├── DPoPReplayUnavailable               dpop_replay_unavailable
     │   └── JWKSUnavailable                     jwks_unavailable
     │       └── JWKSInvalid                     jwks_invalid
     │           └── JWKSTooLarge                jwks_too_large
@@ -43,6 +47,7 @@ or a secret.
     │   ├── RefreshReused                       refresh_reused
     │   ├── RefreshExpired                      refresh_expired
     │   ├── RefreshRevoked                      refresh_revoked
+    │   ├── RefreshKeyMismatch                  refresh_key_mismatch (DPoP: another key)
     │   └── FamilyTooOld                        family_too_old
     ├── OAuthError                              (abstract)     .error .reason   RFC 6749 5.2
     │   ├── InvalidClient                       invalid_client
@@ -71,11 +76,13 @@ __all__ = [
     "BadSignature",
     "BadType",
     "ClaimError",
+    "DPoPReplayUnavailable",
     "Expired",
     "FamilyTooOld",
     "InsufficientScope",
     "InvalidClient",
     "InvalidCredentials",
+    "InvalidDPoPProof",
     "InvalidKey",
     "InvalidRefreshToken",
     "InvalidRequest",
@@ -99,10 +106,12 @@ __all__ = [
     "RateLimited",
     "RefreshError",
     "RefreshExpired",
+    "RefreshKeyMismatch",
     "RefreshReused",
     "RefreshRevoked",
     "RevocationUnavailable",
     "Revoked",
+    "SenderConstrained",
     "SensitiveClaim",
     "TemporarilyUnavailable",
     "TokenEndpointError",
@@ -111,6 +120,7 @@ __all__ = [
     "UnknownKey",
     "UnsupportedGrantType",
     "UnsupportedHeader",
+    "UseDPoPNonce",
     "WeakKey",
 ]
 
@@ -221,6 +231,39 @@ class BadType(ClaimError):
     code = "bad_type"
 
 
+class SenderConstrained(ClaimError):
+    """The token is bound to a key (``cnf``, RFC 7800 / RFC 9449): it is accepted only with a
+    proof of possession of that key (:meth:`jwtwarden.Verifier.verify_bound`), never as a
+    bearer token."""
+
+    code = "sender_constrained"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__("cnf", message or "the token is bound to a key; present it with a "
+                                           "DPoP proof of that key")
+
+
+class InvalidDPoPProof(JWTError):
+    """A DPoP proof (RFC 9449) was refused; ``reason`` says why (``bad_htu``, ``replayed``...)."""
+
+    code = "invalid_dpop_proof"
+
+    def __init__(self, message: str = "", *, reason: str = "invalid") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """RFC 9449 sections 8 and 9: the proof must carry the server's current nonce, ``nonce``
+    (sent back in the ``DPoP-Nonce`` header)."""
+
+    code = "use_dpop_nonce"
+
+    def __init__(self, message: str = "", *, nonce: str) -> None:
+        self.nonce = nonce
+        super().__init__(message or "a DPoP nonce is required", reason="use_dpop_nonce")
+
+
 class Revoked(JWTError):
     """The token (its ``jti``, its session or every session of its subject) was revoked."""
 
@@ -267,6 +310,13 @@ class RevocationUnavailable(TemporarilyUnavailable):
     """The revocation state cannot be read (deny list unreachable); failing closed."""
 
     code = "revocation_unavailable"
+
+
+class DPoPReplayUnavailable(TemporarilyUnavailable):
+    """The DPoP replay store cannot tell whether a proof is new (full, or unreachable); failing
+    closed."""
+
+    code = "dpop_replay_unavailable"
 
 
 class JWKSUnavailable(TemporarilyUnavailable):
@@ -351,6 +401,13 @@ class RefreshRevoked(RefreshError):
     """The refresh token's family was revoked (logout, reuse, logout-everywhere)."""
 
     code = "refresh_revoked"
+
+
+class RefreshKeyMismatch(RefreshError):
+    """The refresh token is bound to a DPoP key (RFC 9449) and the request proved another; the
+    session is left as it was."""
+
+    code = "refresh_key_mismatch"
 
 
 class FamilyTooOld(RefreshError):

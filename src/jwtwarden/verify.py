@@ -14,7 +14,10 @@
    (``MalformedClaim``); ``exp`` present and in the future (``MissingClaim``, ``Expired``);
    ``nbf`` reached (``NotYetValid``); ``iat`` not in the future (``IssuedInFuture``), each
    with ``leeway``; ``iss`` exactly one of the expected issuers (``BadIssuer``); ``aud``
-   containing an expected audience (``BadAudience``); the other required claims present.
+   containing an expected audience (``BadAudience``); the other required claims present;
+6. no ``cnf`` (``SenderConstrained``): a token bound to a key is accepted only by
+   :meth:`Verifier.verify_bound`, with a DPoP proof of that key (RFC 9449), unless the
+   verifier was built with ``unsafe_allow_cnf=True``.
 
 Every failure is a subclass of :class:`~jwtwarden.errors.JWTError`; nothing else escapes.
 """
@@ -22,21 +25,25 @@ Every failure is a subclass of :class:`~jwtwarden.errors.JWTError`; nothing else
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from jwtwarden.dpop import DPoPProof, access_token_hash
 from jwtwarden.errors import (
     AlgorithmNotAllowed,
     BadAudience,
     BadIssuer,
     BadType,
     Expired,
+    InvalidDPoPProof,
     IssuedInFuture,
     MalformedClaim,
     MalformedToken,
     MissingClaim,
     NotYetValid,
+    SenderConstrained,
     UnknownKey,
 )
 from jwtwarden.jose.algorithms import ALGORITHMS, Verify
@@ -204,9 +211,12 @@ class Verifier(JWSVerifier):
     - ``max_token_size``: default 8192 characters.
     - ``unsafe_ignore_key_headers``: accept (and ignore) ``jku``, ``x5u``, ``jwk``,
       ``x5c`` instead of refusing tokens that carry them. The key they name is never used.
+    - ``unsafe_allow_cnf``: accept tokens bound to a key (``cnf``) from :meth:`verify`
+      without any proof of possession, as bearer tokens. Only for callers that check the
+      binding themselves (mutual TLS at a proxy); for DPoP use :meth:`verify_bound`.
     """
 
-    __slots__ = ("_audiences", "_clock", "_issuers", "_leeway", "_required")
+    __slots__ = ("_allow_cnf", "_audiences", "_clock", "_issuers", "_leeway", "_required")
 
     def __init__(
         self,
@@ -221,6 +231,7 @@ class Verifier(JWSVerifier):
         clock: Clock = system_clock,
         max_token_size: int = DEFAULT_MAX_TOKEN_SIZE,
         unsafe_ignore_key_headers: bool = False,
+        unsafe_allow_cnf: bool = False,
     ) -> None:
         super().__init__(
             keys,
@@ -229,6 +240,7 @@ class Verifier(JWSVerifier):
             max_token_size=max_token_size,
             unsafe_ignore_key_headers=unsafe_ignore_key_headers,
         )
+        self._allow_cnf = bool(unsafe_allow_cnf)
         if not 0 <= leeway <= MAX_LEEWAY:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY:g} seconds")
         if not callable(clock):
@@ -256,6 +268,46 @@ class Verifier(JWSVerifier):
 
     def verify(self, token: str | bytes) -> Claims:
         """Verify ``token`` completely and return its claims; raise a ``JWTError`` otherwise."""
+        result: Claims = _new_claims(Claims)
+        _set(result, "_data", self._verified_claims(token, False))
+        return result
+
+    def verify_bound(self, token: str | bytes, proof: DPoPProof) -> Claims:
+        """Verify a DPoP-bound ``token`` presented with ``proof`` (RFC 9449 section 7).
+
+        Everything :meth:`verify` checks, except that the token must carry ``cnf`` with a
+        ``jkt`` equal to the thumbprint of the proof's key, and the proof must have been
+        checked against this very token (its ``ath``): ``proof`` comes from
+        :meth:`jwtwarden.dpop.DPoPVerifier.verify` called with ``access_token=token``. A
+        token without ``cnf`` is refused too (``MissingClaim``): a proof adds nothing to a
+        bearer token, and accepting it would hide a token that was never bound.
+        """
+        claims = self._verified_claims(token, True)
+        self._check_binding(claims, token, proof)
+        result: Claims = _new_claims(Claims)
+        _set(result, "_data", claims)
+        return result
+
+    @staticmethod
+    def _check_binding(claims: dict[str, Any], token: str | bytes, proof: DPoPProof) -> None:
+        if not isinstance(proof, DPoPProof):
+            raise TypeError("proof must be a DPoPProof from DPoPVerifier")
+        cnf = claims.get("cnf")
+        if cnf is None:
+            raise MissingClaim("cnf", "the token is not bound to a key, yet a DPoP proof came with it")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str):
+            raise MalformedClaim("cnf", "the token's cnf has no jkt")
+        text = token.decode("ascii") if isinstance(token, bytes | bytearray) else token
+        if proof.ath is None or not hmac.compare_digest(proof.ath.encode(),
+                                                        access_token_hash(text).encode()):
+            raise InvalidDPoPProof("the DPoP proof was not checked against this token (ath)",
+                                   reason="bad_ath")
+        if not hmac.compare_digest(jkt.encode("ascii", "replace"), proof.jkt.encode()):
+            raise InvalidDPoPProof("the DPoP proof is signed by another key than the token is "
+                                   "bound to", reason="key_mismatch")
+
+    def _verified_claims(self, token: str | bytes, bound: bool) -> dict[str, Any]:
         # The steps of split() and verify_signature(), inlined: this is the hot path.
         if type(token) is not str or len(token) > self._max_size:
             token = as_text(token, self._max_size)  # bytes, or raises the right error
@@ -274,12 +326,10 @@ class Verifier(JWSVerifier):
             b64url_decode(signature_segment),
         )
         claims = parse_object(payload, "payload")
-        self._check_claims(claims)
-        result: Claims = _new_claims(Claims)
-        _set(result, "_data", claims)
-        return result
+        self._check_claims(claims, bound)
+        return claims
 
-    def _check_claims(self, claims: dict[str, Any]) -> None:
+    def _check_claims(self, claims: dict[str, Any], bound: bool = False) -> None:
         now = self._clock()
         leeway = self._leeway
         exp = claims.get("exp")
@@ -324,10 +374,18 @@ class Verifier(JWSVerifier):
         for name in self._required:
             if name not in claims:
                 raise MissingClaim(name)
+        if not bound and "cnf" in claims and not self._allow_cnf:
+            raise SenderConstrained
 
 
 _sha256 = hashlib.sha256
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(data: dict[str, Any]) -> bool:
+    """Scalars only, or objects of scalars one level down (``cnf``): cheap to copy per caller."""
+    return all(type(value) in _SCALARS or (type(value) is dict and all(
+        type(inner) in _SCALARS for inner in value.values())) for value in data.values())
 _MISSING: Any = object()
 
 
@@ -338,11 +396,12 @@ class CachingVerifier(Verifier):
     carries it for up to 15 minutes). A token seen again — looked up by the SHA-256 of its
     full text, so only the same bytes match, and no token is kept in memory — skips the
     header checks, the signature and, when every claim is a string, number, boolean or
-    null, the JSON parsing: their outcome depends only on the token text and this
+    null (or an object of those, such as a DPoP token's ``cnf``), the JSON parsing: their outcome depends only on the token text and this
     verifier's immutable key set and policy. **Every claim is checked again** (``exp``,
     ``nbf``, ``iat``, ``iss``, ``aud``, required claims) exactly as on the first
     verification, and each caller gets its own copy. Tokens carrying lists or objects are
-    parsed again each time, so no caller can change what another sees. Only tokens that
+    parsed again each time (objects of scalars are copied), so no caller can change what
+    another sees. Only tokens that
     verified are remembered, at most ``cache_size`` (the cache is emptied when full); the
     cache dies with the verifier, so build a new one when the key set changes (a retired or
     revoked key is then forgotten at once).
@@ -357,25 +416,24 @@ class CachingVerifier(Verifier):
         self._verified: dict[bytes, dict[str, Any] | None] = {}
         self._verified_max = cache_size
 
-    def verify(self, token: str | bytes) -> Claims:
+    def _verified_claims(self, token: str | bytes, bound: bool) -> dict[str, Any]:
         if type(token) is not str or not self._verified_max:
-            return super().verify(token)
+            return super()._verified_claims(token, bound)
         try:
             digest = _sha256(token.encode("ascii")).digest()
         except UnicodeEncodeError:
-            return super().verify(token)  # raises the right error
+            return super()._verified_claims(token, bound)  # raises the right error
         cached = self._verified.get(digest, _MISSING)
         if cached is _MISSING:
-            verified = super().verify(token)
+            data = super()._verified_claims(token, bound)
             if len(self._verified) >= self._verified_max:
                 self._verified.clear()
-            data: dict[str, Any] = verified._data
-            flat = all(type(value) in _SCALARS for value in data.values())
-            self._verified[digest] = dict(data) if flat else None
-            return verified
-        claims = dict(cached) if cached is not None else parse_object(
-            b64url_decode(token.split(".")[1]), "payload")
-        self._check_claims(claims)
-        result: Claims = _new_claims(Claims)
-        _set(result, "_data", claims)
-        return result
+            self._verified[digest] = dict(data) if _flat(data) else None
+            return data
+        if cached is None:
+            claims = parse_object(b64url_decode(token.split(".")[1]), "payload")
+        else:  # each caller its own copy, objects one level down (cnf) included
+            claims = {name: dict(value) if type(value) is dict else value
+                      for name, value in cached.items()}
+        self._check_claims(claims, bound)
+        return claims

@@ -387,9 +387,12 @@ def clients() -> None:
               default=None, help="Its public JWKS file: private_key_jwt, no secret at all.")
 @click.option("--jwks-url", default=None,
               help="Where its public JWKS is served (https): private_key_jwt, no secret at all.")
+@click.option("--dpop-bound", is_flag=True, default=False,
+              help="Its token requests must carry a DPoP proof (RFC 9449 dpop_bound_access_tokens).")
 def clients_add(
     config_file: Path | None, name: str, permissions: tuple[str, ...], grants: tuple[str, ...],
     scope: str, audience: str | None, jwks_file: Path | None, jwks_url: str | None,
+    dpop_bound: bool,
 ) -> None:
     """Create a client and print its id and secret (the secret is shown only this once).
 
@@ -411,12 +414,14 @@ def clients_add(
             raise click.UsageError("--permission needs a client secret; a client with --jwks or "
                                    "--jwks-url authenticates only at the token endpoint")
         client = with_state(settings, lambda s: s.accounts.add_client_with_keys(
-            name, grants=set(grants), scope=scope, audience=audience, jwks=jwks, jwks_url=jwks_url))
+            name, grants=set(grants), scope=scope, audience=audience, jwks=jwks, jwks_url=jwks_url,
+            dpop_bound_access_tokens=dpop_bound))
         click.echo(f"client_id={client.id}")
         click.echo("token_endpoint_auth_method=private_key_jwt")
         return
     client, secret = with_state(settings, lambda s: s.accounts.add_client(
-        name, set(permissions), grants=set(grants), scope=scope, audience=audience))
+        name, set(permissions), grants=set(grants), scope=scope, audience=audience,
+        dpop_bound_access_tokens=dpop_bound))
     click.echo(f"client_id={client.id}")
     click.echo(f"client_secret={secret}")
     click.echo("store the secret now: only its hash is kept", err=True)

@@ -14,6 +14,7 @@ from jwtwarden.errors import (
     FamilyTooOld,
     InvalidClient,
     InvalidCredentials,
+    InvalidDPoPProof,
     InvalidRefreshToken,
     InvalidRequest,
     InvalidScope,
@@ -22,6 +23,7 @@ from jwtwarden.errors import (
     RateLimited,
     RefreshError,
     RefreshExpired,
+    RefreshKeyMismatch,
     RefreshReused,
     RefreshRevoked,
     TemporarilyUnavailable,
@@ -39,7 +41,8 @@ RETRY_PAUSE = 5.0  # after a failed early refresh, the still-valid token is used
 MAX_ANSWER = 64 * 1024  # a token answer is a few KiB; anything larger is not one
 
 _REFRESH_ERRORS: dict[str, type[RefreshError]] = {
-    cls.code: cls for cls in (RefreshReused, RefreshRevoked, RefreshExpired, FamilyTooOld, InvalidRefreshToken)
+    cls.code: cls for cls in (RefreshReused, RefreshRevoked, RefreshExpired, FamilyTooOld,
+                              InvalidRefreshToken, RefreshKeyMismatch)
 }
 _OAUTH_ERRORS: dict[str, type[OAuthError]] = {
     cls.code: cls for cls in (InvalidClient, UnauthorizedClient, InvalidScope, UnsupportedGrantType)
@@ -133,6 +136,8 @@ def _oauth_error(body: Mapping[str, Any]) -> JWTError:
     error, reason = body["error"], body.get("reason")
     description = _text(body.get("error_description")) or error
     reason = reason if isinstance(reason, str) else None
+    if error in ("invalid_dpop_proof", "use_dpop_nonce"):
+        return InvalidDPoPProof(description, reason=reason or error)
     if error == "invalid_grant":
         if reason == InvalidCredentials.code:
             return InvalidCredentials(description)
@@ -170,4 +175,5 @@ def invalid_token_challenge(response: httpx.Response) -> bool:
     if response.status_code != 401:
         return False
     challenge = response.headers.get("www-authenticate", "")
-    return challenge[:7].lower() == "bearer " and 'error="invalid_token"' in challenge
+    scheme = challenge.partition(" ")[0].lower()
+    return scheme in ("bearer", "dpop") and 'error="invalid_token"' in challenge

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -50,6 +51,7 @@ from jwtwarden.client._common import (
     string_field,
     transport_error,
 )
+from jwtwarden.client.dpop import DPoPSigner
 from jwtwarden.errors import TokenEndpointError
 from jwtwarden.issue import Issuer
 from jwtwarden.keys import HMACKey, Key
@@ -66,6 +68,14 @@ class _Token:
     access: str
     lifetime: Lifetime
     scope: str | None
+    bound: bool = False  # DPoP-bound: presented with a proof
+
+
+def _post_once(send: Any, url: str, form: dict[str, str], basic: Any, dpop: DPoPSigner | None,
+               timeout: float) -> Any:
+    headers = {"DPoP": dpop.proof("POST", url)} if dpop is not None else {}
+    return send(url, data=form, auth=basic or httpx.USE_CLIENT_DEFAULT, headers=headers,
+                timeout=timeout)
 
 
 class ClientCredentials(httpx.Auth):
@@ -76,7 +86,9 @@ class ClientCredentials(httpx.Auth):
     and ``private_key``. ``scope``: what to ask for (default: everything the client may
     have). ``client`` / ``async_client``: httpx clients for the token endpoint (used, never
     closed). ``clock`` (monotonic seconds) and ``wall_clock`` (Unix time, for the assertion's
-    ``iat``/``exp``) are for tests.
+    ``iat``/``exp``) are for tests. ``dpop=True`` (or a
+    :class:`~jwtwarden.client.dpop.DPoPSigner`): the tokens are bound to a key kept in memory
+    (RFC 9449), each request carrying a fresh proof of it.
     """
 
     requires_request_body = True  # a request may be sent again after a 401
@@ -98,7 +110,10 @@ class ClientCredentials(httpx.Auth):
         clock: Clock = time.monotonic,
         wall_clock: Clock = system_clock,
         unsafe_allow_http: bool = False,
+        dpop: bool | DPoPSigner = False,
     ) -> None:
+        self._dpop: DPoPSigner | None = (dpop if isinstance(dpop, DPoPSigner)
+                                         else DPoPSigner(clock=wall_clock) if dpop else None)
         self._url = check_base_url(token_url, "token endpoint URL", allow_http=unsafe_allow_http)
         if not isinstance(client_id, str) or not client_id or not client_id.isprintable() or ":" in client_id:
             raise ValueError("client_id must be a printable string without ':'")
@@ -155,19 +170,27 @@ class ClientCredentials(httpx.Auth):
 
     def _accept(self, response: httpx.Response) -> _Token:
         body = read_answer(response, "client_credentials")
-        if str(body.get("token_type", "")).lower() != "bearer":
-            raise TokenEndpointError("the token endpoint issued a token that is not a Bearer token",
-                                     status=response.status_code)
+        kind = str(body.get("token_type", "")).lower()
+        if kind != "bearer" and not (kind == "dpop" and self._dpop is not None):
+            raise TokenEndpointError("the token endpoint issued a token of another type than "
+                                     "asked for", status=response.status_code)
         scope = body.get("scope")
         token = _Token(string_field(body, "access_token", "client_credentials"),
                        Lifetime.of(expires_in(body, "client_credentials"), self._clock(), self._margin),
-                       scope if isinstance(scope, str) else None)
+                       scope if isinstance(scope, str) else None, kind == "dpop")
         self._token = token
         return token
 
     def _fresh(self) -> str | None:
         token = self._token
         return token.access if token is not None and self._clock() < token.lifetime.renew_at else None
+
+    def _present(self, request: httpx.Request, token: str) -> None:
+        current = self._token
+        if self._dpop is not None and current is not None and current.bound:
+            self._dpop.authorize(request, token)
+        else:
+            request.headers["Authorization"] = f"Bearer {token}"
 
     def invalidate(self) -> None:
         """Forget the cached token: the next request gets a new one."""
@@ -188,8 +211,10 @@ class ClientCredentials(httpx.Auth):
         form, basic = self._request()
         client = self._client or httpx.Client(timeout=self._timeout, follow_redirects=False)
         try:
-            response = client.post(self._url, data=form, auth=basic or httpx.USE_CLIENT_DEFAULT,
-                                   timeout=self._timeout)
+            response = _post_once(client.post, self._url, form, basic, self._dpop, self._timeout)
+            if self._dpop is not None and self._dpop.needs_nonce(self._url, response):
+                form, basic = self._request()  # a new assertion too: each is single-use
+                response = _post_once(client.post, self._url, form, basic, self._dpop, self._timeout)
         except httpx.HTTPError as error:
             raise transport_error(error, "client_credentials") from None
         finally:
@@ -199,14 +224,17 @@ class ClientCredentials(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.token()
-        request.headers["Authorization"] = f"Bearer {token}"
+        self._present(request, token)
         response = yield request
+        if self._dpop is not None and self._dpop.needs_nonce(request.url, response):
+            self._present(request, token)
+            response = yield request
         if self._retry_on_401 and invalid_token_challenge(response):
             with self._lock:
                 current = self._token
                 if current is None or current.access == token:
                     current = self._fetch()
-            request.headers["Authorization"] = f"Bearer {current.access}"
+            self._present(request, current.access)
             yield request
 
     # ---- async ------------------------------------------------------------------------------
@@ -229,8 +257,11 @@ class ClientCredentials(httpx.Auth):
         form, basic = self._request()
         client = self._async_client or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
         try:
-            response = await client.post(self._url, data=form, auth=basic or httpx.USE_CLIENT_DEFAULT,
-                                         timeout=self._timeout)
+            response = await _post_once(client.post, self._url, form, basic, self._dpop, self._timeout)
+            if self._dpop is not None and self._dpop.needs_nonce(self._url, response):
+                form, basic = self._request()
+                response = await _post_once(client.post, self._url, form, basic, self._dpop,
+                                            self._timeout)
         except httpx.HTTPError as error:
             raise transport_error(error, "client_credentials") from None
         finally:
@@ -240,12 +271,15 @@ class ClientCredentials(httpx.Auth):
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self.atoken()
-        request.headers["Authorization"] = f"Bearer {token}"
+        self._present(request, token)
         response = yield request
+        if self._dpop is not None and self._dpop.needs_nonce(request.url, response):
+            self._present(request, token)
+            response = yield request
         if self._retry_on_401 and invalid_token_challenge(response):
             async with self._async_lock():
                 current = self._token
                 if current is None or current.access == token:
                     current = await self._afetch()
-            request.headers["Authorization"] = f"Bearer {current.access}"
+            self._present(request, current.access)
             yield request

@@ -70,6 +70,7 @@ from jwtwarden.client._common import (
     string_field,
     transport_error,
 )
+from jwtwarden.client.dpop import DPoPSigner
 from jwtwarden.client.store import RefreshTokenFile
 from jwtwarden.errors import (
     NoSession,
@@ -92,6 +93,7 @@ class _Tokens:
     access: str | None  # None: only a refresh token is known (loaded from the store)
     refresh: str
     lifetime: Lifetime
+    bound: bool = False  # a DPoP-bound access token (token_type DPoP): presented with proofs
 
 
 class _SessionCore:
@@ -109,8 +111,11 @@ class _SessionCore:
         timeout: float,
         clock: Clock,
         unsafe_allow_http: bool,
+        dpop: bool | DPoPSigner = False,
     ) -> None:
         self._base = check_base_url(base_url, "token service URL", allow_http=unsafe_allow_http)
+        self._dpop: DPoPSigner | None = (dpop if isinstance(dpop, DPoPSigner)
+                                         else DPoPSigner() if dpop else None)
         if store is not None and not isinstance(store, RefreshTokenFile):
             store = RefreshTokenFile(store)
         self._store: RefreshTokenFile | None = store
@@ -176,7 +181,8 @@ class _SessionCore:
                 "this client needs the token in the body)", status=200)
         refresh = string_field(body, "refresh_token", what, limit=1024)
         old = self._tokens
-        tokens = _Tokens(access, refresh, lifetime)
+        bound = self._dpop is not None and str(body.get("token_type", "")).lower() == "dpop"
+        tokens = _Tokens(access, refresh, lifetime, bound)
         self._tokens = tokens
         return tokens, old is None or old.refresh != refresh
 
@@ -192,9 +198,35 @@ class _SessionCore:
     def _backoff(self) -> None:
         self._retry_after = self._clock() + RETRY_PAUSE
 
+    def _token_headers(self, url: str) -> dict[str, str]:
+        """A token request's DPoP proof (login, refresh): the session is bound to its key."""
+        return {"DPoP": self._dpop.proof("POST", url)} if self._dpop is not None else {}
+
+    def _present(self, request: httpx.Request, token: str) -> None:
+        tokens = self._tokens
+        if self._dpop is not None and tokens is not None and tokens.bound:
+            self._dpop.authorize(request, token)
+        else:
+            request.headers["Authorization"] = f"Bearer {token}"
+
+    def _logout_headers(self, tokens: _Tokens) -> dict[str, str]:
+        if tokens.access is None or self._clock() >= tokens.lifetime.expires_at:
+            return {}
+        if self._dpop is not None and tokens.bound:
+            return {"authorization": f"DPoP {tokens.access}",
+                    "dpop": self._dpop.proof("POST", self._base + _LOGOUT, tokens.access)}
+        return {"authorization": f"Bearer {tokens.access}"}
+
 
 class UserSession(_SessionCore, httpx.Auth):
     """A user's session for threaded code: an :class:`httpx.Auth` for :class:`httpx.Client`.
+
+    ``dpop=True`` (or a :class:`~jwtwarden.client.dpop.DPoPSigner`): every token request
+    carries a DPoP proof of a key kept in this process's memory only (RFC 9449), so the
+    session and its access tokens are bound to it; requests present the token as ``DPoP``
+    with a fresh proof each (a retry too), following the servers' nonces. A stolen access or
+    refresh token is useless without the key; a session kept in ``store`` does not survive a
+    restart of the program (the key is gone with it: log in again).
 
     ``base_url`` is the token service (https; http only on loopback unless
     ``unsafe_allow_http=True``). ``store``: a path or :class:`RefreshTokenFile` that keeps the
@@ -214,10 +246,11 @@ class UserSession(_SessionCore, httpx.Auth):
         timeout: float = DEFAULT_TIMEOUT,
         clock: Clock = time.monotonic,
         unsafe_allow_http: bool = False,
+        dpop: bool | DPoPSigner = False,
     ) -> None:
         super().__init__(base_url, store=store, refresh_margin=refresh_margin,
                          retry_on_401=retry_on_401, timeout=timeout, clock=clock,
-                         unsafe_allow_http=unsafe_allow_http)
+                         unsafe_allow_http=unsafe_allow_http, dpop=dpop)
         self._client = client
         self._owned = client is None
         self._lock = threading.Lock()
@@ -228,8 +261,13 @@ class UserSession(_SessionCore, httpx.Auth):
         return self._client
 
     def _post(self, path: str, what: str, **kwargs: Any) -> tuple[dict[str, Any], float]:
+        url = self._base + path
         try:
-            response = self._http().post(self._base + path, timeout=self._timeout, **kwargs)
+            response = self._http().post(url, timeout=self._timeout,
+                                         headers=self._token_headers(url), **kwargs)
+            if self._dpop is not None and self._dpop.needs_nonce(url, response):
+                response = self._http().post(url, timeout=self._timeout,
+                                             headers=self._token_headers(url), **kwargs)
         except httpx.HTTPError as error:
             raise transport_error(error, what) from None
         return read_answer(response, what), self._clock()
@@ -267,8 +305,7 @@ class UserSession(_SessionCore, httpx.Auth):
                 self._forget()
 
     def _logout(self, tokens: _Tokens) -> None:
-        usable = tokens.access is not None and self._clock() < tokens.lifetime.expires_at
-        headers = {"authorization": f"Bearer {tokens.access}"} if usable else {}
+        headers = self._logout_headers(tokens)
         try:
             response = self._http().post(self._base + _LOGOUT, json={"refresh_token": tokens.refresh},
                                          headers=headers, timeout=self._timeout)
@@ -337,12 +374,15 @@ class UserSession(_SessionCore, httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.access_token()
-        request.headers["Authorization"] = f"Bearer {token}"
+        self._present(request, token)
         response = yield request
+        if self._dpop is not None and self._dpop.needs_nonce(request.url, response):
+            self._present(request, token)  # a new proof, with the server's nonce
+            response = yield request
         if self._retry_on_401 and invalid_token_challenge(response):
             with self._lock:
                 token = self._refresh_locked(early=False, unless_changed_from=token)
-            request.headers["Authorization"] = f"Bearer {token}"
+            self._present(request, token)
             yield request
 
     def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
@@ -368,10 +408,11 @@ class AsyncUserSession(_SessionCore, httpx.Auth):
         timeout: float = DEFAULT_TIMEOUT,
         clock: Clock = time.monotonic,
         unsafe_allow_http: bool = False,
+        dpop: bool | DPoPSigner = False,
     ) -> None:
         super().__init__(base_url, store=store, refresh_margin=refresh_margin,
                          retry_on_401=retry_on_401, timeout=timeout, clock=clock,
-                         unsafe_allow_http=unsafe_allow_http)
+                         unsafe_allow_http=unsafe_allow_http, dpop=dpop)
         self._client = client
         self._owned = client is None
         self._lock = asyncio.Lock()
@@ -382,8 +423,13 @@ class AsyncUserSession(_SessionCore, httpx.Auth):
         return self._client
 
     async def _post(self, path: str, what: str, **kwargs: Any) -> tuple[dict[str, Any], float]:
+        url = self._base + path
         try:
-            response = await self._http().post(self._base + path, timeout=self._timeout, **kwargs)
+            response = await self._http().post(url, timeout=self._timeout,
+                                               headers=self._token_headers(url), **kwargs)
+            if self._dpop is not None and self._dpop.needs_nonce(url, response):
+                response = await self._http().post(url, timeout=self._timeout,
+                                                   headers=self._token_headers(url), **kwargs)
         except httpx.HTTPError as error:
             raise transport_error(error, what) from None
         return read_answer(response, what), self._clock()
@@ -426,8 +472,7 @@ class AsyncUserSession(_SessionCore, httpx.Auth):
                 await self._forget_async()
 
     async def _logout(self, tokens: _Tokens) -> None:
-        usable = tokens.access is not None and self._clock() < tokens.lifetime.expires_at
-        headers = {"authorization": f"Bearer {tokens.access}"} if usable else {}
+        headers = self._logout_headers(tokens)
         try:
             response = await self._http().post(self._base + _LOGOUT, json={"refresh_token": tokens.refresh},
                                                headers=headers, timeout=self._timeout)
@@ -501,10 +546,13 @@ class AsyncUserSession(_SessionCore, httpx.Auth):
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self.access_token()
-        request.headers["Authorization"] = f"Bearer {token}"
+        self._present(request, token)
         response = yield request
+        if self._dpop is not None and self._dpop.needs_nonce(request.url, response):
+            self._present(request, token)  # a new proof, with the server's nonce
+            response = yield request
         if self._retry_on_401 and invalid_token_challenge(response):
             async with self._lock:
                 token = await self._refresh_locked(early=False, unless_changed_from=token)
-            request.headers["Authorization"] = f"Bearer {token}"
+            self._present(request, token)
             yield request

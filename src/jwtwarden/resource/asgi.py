@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 from jwtwarden.policy import Claims
 from jwtwarden.resource.server import (
@@ -30,7 +31,14 @@ from jwtwarden.resource.server import (
     ResourceServer,
 )
 
-__all__ = ["BearerAuthMiddleware", "authorization_values", "claims_of"]
+__all__ = [
+    "BearerAuthMiddleware",
+    "authenticate_kwargs",
+    "authorization_values",
+    "claims_of",
+    "dpop_values",
+    "request_path",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,6 +53,26 @@ def authorization_values(scope: Scope) -> list[str]:
     # ASGI servers give header names in lower case (ASGI spec, HTTP connection scope).
     return [value.decode("latin-1") for name, value in scope.get("headers", ())
             if name == b"authorization"]
+
+
+def dpop_values(scope: Scope) -> list[str]:
+    """Every ``DPoP`` header value of an ASGI scope (one, for a DPoP request)."""
+    return [value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"dpop"]
+
+
+def request_path(scope: Scope) -> str:
+    """The request's path as the server received it (percent-encoded, without the query)."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        return raw.decode("latin-1").partition("?")[0]
+    return quote(scope.get("path", "/"), safe="/:@!$&'()*+,;=~")
+
+
+def authenticate_kwargs(scope: Scope) -> dict[str, Any]:
+    """What :meth:`ResourceServer.aauthenticate` needs of an ASGI request beyond the
+    ``Authorization`` header: the query, and the ``DPoP`` header, method and path."""
+    return {"query": scope.get("query_string", b""), "dpop": dpop_values(scope),
+            "method": scope.get("method", "GET"), "path": request_path(scope)}
 
 
 def claims_of(request_or_scope: Any) -> Claims:
@@ -96,8 +124,7 @@ class BearerAuthMiddleware(Guard):
         try:
             await server.aensure_started()
             claims = await server.aauthenticate(
-                authorization_values(scope), scope.get("query_string", b"")
-            )
+                authorization_values(scope), **authenticate_kwargs(scope))
             if self._scopes or self._roles:
                 server.authorize(claims, self._scopes, self._roles)
         except Exception as error:  # noqa: BLE001 - every failure is an RFC 6750 answer

@@ -33,7 +33,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from jwtwarden.policy import Claims
-from jwtwarden.resource.asgi import authorization_values
+from jwtwarden.resource.asgi import authenticate_kwargs, authorization_values
 from jwtwarden.resource.server import CLAIMS_KEY, SERVER_KEY, Denial, ResourceServer, requirements
 
 __all__ = ["BearerRefused", "require_token"]
@@ -104,8 +104,7 @@ def require_token(
             if claims is None:
                 await resource.aensure_started()
                 claims = await resource.aauthenticate(
-                    authorization_values(scope), scope.get("query_string", b"")
-                )
+                    authorization_values(scope), **authenticate_kwargs(scope))
                 scope[CLAIMS_KEY] = claims
             if needed_scopes or needed_roles:
                 resource.authorize(claims, needed_scopes, needed_roles)

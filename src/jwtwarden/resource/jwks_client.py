@@ -55,6 +55,7 @@ from typing import Any
 
 import httpx
 
+from jwtwarden.dpop import DPoPProof
 from jwtwarden.errors import (
     BadKey,
     JWKSInvalid,
@@ -686,43 +687,48 @@ class RemoteVerifier:
         state = self._state = (keys, verifier)
         return state
 
-    def verify(self, token: str | bytes) -> Claims:
-        """Verify ``token`` and return its claims; raise a ``JWTError`` otherwise."""
+    def verify(self, token: str | bytes, *, proof: DPoPProof | None = None) -> Claims:
+        """Verify ``token`` and return its claims; raise a ``JWTError`` otherwise.
+
+        With ``proof`` (a checked DPoP proof for this token), the token must be bound to the
+        proof's key (:meth:`~jwtwarden.Verifier.verify_bound`); without it, a bound token is
+        refused (:class:`~jwtwarden.errors.SenderConstrained`).
+        """
         keys = self._fresh_keys()
         if keys is None:
             keys = self._jwks.key_set()
         try:
-            return self._attempt(keys, token)
+            return self._attempt(keys, token, proof)
         except UnknownKey:
             fresh = self._jwks.reload()
             if fresh is keys:
                 raise
-        return self._attempt(fresh, token)
+        return self._attempt(fresh, token, proof)
 
-    async def averify(self, token: str | bytes) -> Claims:
+    async def averify(self, token: str | bytes, *, proof: DPoPProof | None = None) -> Claims:
         """Async :meth:`verify`: fetches never block the event loop."""
         keys = self._fresh_keys()
         if keys is None:
             keys = await self._jwks.akey_set()
         try:
-            return self._attempt(keys, token)
+            return self._attempt(keys, token, proof)
         except UnknownKey:
             fresh = await self._jwks.areload()
             if fresh is keys:
                 raise
-        return self._attempt(fresh, token)
+        return self._attempt(fresh, token, proof)
 
     def _fresh_keys(self) -> KeySet | None:
         """The cached key set while it is fresh (no lock, no I/O: the hot path)."""
         cached = self._jwks._cached
         return cached.keys if cached is not None and self._jwks._clock() < cached.expires_at else None
 
-    def _attempt(self, keys: KeySet, token: str | bytes) -> Claims:
+    def _attempt(self, keys: KeySet, token: str | bytes, proof: DPoPProof | None = None) -> Claims:
         """One verification with the verifier built for ``keys`` (built once per key set)."""
         state = self._state if self._state[0] is keys else self._build(keys)
         if state[1] is None:
             raise _no_keys()
-        return state[1].verify(token)
+        return state[1].verify(token) if proof is None else state[1].verify_bound(token, proof)
 
     def __repr__(self) -> str:
         return f"RemoteVerifier({self._jwks!r})"

@@ -26,6 +26,19 @@ For every request, in this order:
 4. **Authorization**: required scopes (``scope`` / ``scp``) and roles (``roles`` / ``role``),
    all of them → 403 ``insufficient_scope`` (:class:`InsufficientScope`).
 
+**DPoP** (RFC 9449), ``dpop="allowed"`` (default) or ``"required"``: ``Authorization: DPoP
+<token>`` with one ``DPoP: <proof>`` header is checked by
+:class:`~jwtwarden.dpop.DPoPVerifier` against the request's method and its URL built from
+``public_url`` (never from the ``Host`` header), the token's hash (``ath``) and the key the
+token is bound to (``cnf.jkt``, :meth:`~jwtwarden.Verifier.verify_bound`). A bound token sent
+as ``Bearer`` is refused (``invalid_token``, section 7.2), an unbound one sent as ``DPoP`` too;
+a refused proof is 401 ``invalid_dpop_proof`` (``use_dpop_nonce`` with a ``DPoP-Nonce``
+header when nonces are on), with a ``DPoP`` challenge naming the accepted ``algs``. Without
+credentials the answer carries both challenges (only ``DPoP`` when it is required). Browsers
+calling the API from another origin need ``DPoP`` allowed as a request header and
+``WWW-Authenticate`` and ``DPoP-Nonce`` exposed (:data:`CORS_ALLOW_HEADERS`,
+:data:`CORS_EXPOSE_HEADERS`).
+
 Keys or revocation state unavailable → 503 with ``Retry-After`` (fail closed). Nothing maps
 to a 500; answers never contain the token or an internal message.
 """
@@ -42,17 +55,24 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import quote
 
+from jwtwarden.dpop import DPoPNonces, DPoPVerifier, check_base_url, expected_url
 from jwtwarden.errors import (
     ClaimError,
+    DPoPReplayUnavailable,
     InsufficientScope,
+    InvalidDPoPProof,
     InvalidRequest,
     JWKSUnavailable,
     JWTError,
     MalformedToken,
     MissingToken,
     RevocationUnavailable,
+    SenderConstrained,
+    UseDPoPNonce,
 )
+from jwtwarden.jose.b64 import b64url_decode
 from jwtwarden.jose.jws import parse_header
 from jwtwarden.policy import DEFAULT_LEEWAY, Claims, Clock, system_clock
 from jwtwarden.resource.feed_client import RevocationCheck, RevocationFeed, default_feed_url
@@ -62,6 +82,8 @@ from jwtwarden.resource.legacy import LegacyIssuer
 
 __all__ = [
     "CLAIMS_KEY",
+    "CORS_ALLOW_HEADERS",
+    "CORS_EXPOSE_HEADERS",
     "SERVER_KEY",
     "Denial",
     "Guard",
@@ -72,7 +94,9 @@ __all__ = [
     "ResourceServer",
     "averify_environ",
     "bearer_token",
+    "credentials",
     "path_rules",
+    "request_path",
     "requirements",
     "roles_of",
     "verify_environ",
@@ -89,8 +113,14 @@ STARTUP_WAIT = 5.0
 """Seconds the first request waits for the first revocation snapshot (unless the first poll
 fails sooner) before the checks fail closed."""
 
+CORS_ALLOW_HEADERS: Final = ("Authorization", "DPoP")
+"""Request headers a cross-origin caller of the API sends (add them to the CORS allow-list)."""
+CORS_EXPOSE_HEADERS: Final = ("WWW-Authenticate", "DPoP-Nonce")
+"""Answer headers a cross-origin caller must be able to read (``Access-Control-Expose-Headers``)."""
+
 _FEED: Final = "feed"
 _HEADER_CACHE_SIZE = 256
+_DPOP_MODES = ("allowed", "required")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 section 3.3 scope-token
 _REALM = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
 
@@ -125,6 +155,32 @@ def bearer_token(authorization: Sequence[str] | str | None, query: str | bytes =
     if not space or not token or " " in token or "," in token or not token.isprintable():
         raise InvalidRequest("the Authorization header is not 'Bearer <token>'")
     return token
+
+
+def credentials(
+    authorization: Sequence[str] | str | None, query: str | bytes = ""
+) -> tuple[str, str]:
+    """``(scheme, token)`` of the one ``Authorization: Bearer|DPoP <token>`` header, the scheme
+    in lower case. The same rules as :func:`bearer_token`: several headers (both schemes at
+    once included) or a token in the URL are :class:`InvalidRequest`; no header, or another
+    scheme, :class:`MissingToken`."""
+    if query and _has_query_token(query):
+        raise InvalidRequest("access tokens are not accepted in the URL")
+    if authorization is None:
+        raise MissingToken("no access token")
+    if not isinstance(authorization, str):
+        if len(authorization) != 1:
+            if not authorization:
+                raise MissingToken("no access token")
+            raise InvalidRequest("several Authorization headers")
+        authorization = authorization[0]
+    scheme, space, token = authorization.partition(" ")
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "dpop"):
+        raise MissingToken("no bearer or DPoP token")
+    if not space or not token or " " in token or "," in token or not token.isprintable():
+        raise InvalidRequest("the Authorization header is not 'Bearer <token>' or 'DPoP <token>'")
+    return scheme, token
 
 
 def _has_query_token(query: str | bytes) -> bool:
@@ -197,6 +253,18 @@ def roles_of(claims: Claims) -> frozenset[str]:
     return frozenset(found)
 
 
+def request_path(environ: Mapping[str, Any]) -> str:
+    """A WSGI environ's (or Django ``request.META``'s) path as received (percent-encoded,
+    without the query), for DPoP's ``htu``: the server's ``RAW_URI``/``REQUEST_URI`` when it
+    gives one (gunicorn, werkzeug), else ``SCRIPT_NAME`` + ``PATH_INFO`` encoded again."""
+    for name in ("RAW_URI", "REQUEST_URI"):
+        raw = environ.get(name)
+        if isinstance(raw, str) and raw.startswith("/"):
+            return raw.partition("?")[0]
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=~") or "/"
+
+
 def verify_environ(server: ResourceServer, environ: MutableMapping[str, Any],
                    scopes: frozenset[str] = frozenset(),
                    roles: frozenset[str] = frozenset()) -> Claims:
@@ -209,8 +277,9 @@ def verify_environ(server: ResourceServer, environ: MutableMapping[str, Any],
     if not isinstance(claims, Claims):
         server.ensure_started()
         claims = server.authenticate(
-            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", "")
-        )
+            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", ""),
+            dpop=environ.get("HTTP_DPOP"), method=environ.get("REQUEST_METHOD", "GET"),
+            path=request_path(environ))
         environ[CLAIMS_KEY] = claims
     if scopes or roles:
         server.authorize(claims, scopes, roles)
@@ -227,8 +296,9 @@ async def averify_environ(server: ResourceServer, environ: MutableMapping[str, A
         if server.needs_start():
             await asyncio.to_thread(server.ensure_started)
         claims = await server.aauthenticate(
-            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", "")
-        )
+            environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", ""),
+            dpop=environ.get("HTTP_DPOP"), method=environ.get("REQUEST_METHOD", "GET"),
+            path=request_path(environ))
         environ[CLAIMS_KEY] = claims
     if scopes or roles:
         server.authorize(claims, scopes, roles)
@@ -276,6 +346,19 @@ _DESCRIPTIONS = {
     "bad_audience": "The access token is not meant for this audience",
     "bad_type": "The access token is not an access token (typ)",
     "revoked": "The access token has been revoked",
+}
+_DESCRIPTIONS["sender_constrained"] = "The access token is bound to a key: present it with DPoP"
+_DPOP_DESCRIPTIONS = {
+    # InvalidDPoPProof reason -> what the client is told
+    "missing": "A DPoP proof is required",
+    "multiple": "Exactly one DPoP proof is allowed",
+    "replayed": "The DPoP proof was already used",
+    "stale": "The DPoP proof is too old",
+    "future": "The DPoP proof is issued in the future",
+    "bad_htm": "The DPoP proof is for another method",
+    "bad_htu": "The DPoP proof is for another URL",
+    "bad_ath": "The DPoP proof is for another access token",
+    "key_mismatch": "The DPoP proof's key is not the one the access token is bound to",
 }
 _CLAIM_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 
@@ -355,7 +438,25 @@ class ResourceServer:
         verified_cache_size: int = 4096,
         startup_wait: float = STARTUP_WAIT,
         also_trust: LegacyIssuer | Iterable[LegacyIssuer] = (),
+        dpop: str = "allowed",
+        public_url: str | None = None,
+        dpop_verifier: DPoPVerifier | None = None,
     ) -> None:
+        if dpop not in _DPOP_MODES:
+            raise ValueError("dpop must be 'allowed' or 'required'")
+        if public_url is not None:
+            public_url = check_base_url(public_url)
+        elif dpop == "required":
+            raise ValueError("dpop='required' needs public_url: the URL clients reach this "
+                             "server at, which DPoP proofs name (htu)")
+        if dpop_verifier is None:
+            dpop_verifier = DPoPVerifier(clock=clock)
+        elif not isinstance(dpop_verifier, DPoPVerifier):
+            raise TypeError("dpop_verifier must be a DPoPVerifier")
+        self._dpop_mode = dpop
+        self._public_url = public_url
+        self._dpop = dpop_verifier
+        algs = " ".join(dpop_verifier.algorithms)
         if isinstance(jwks, str):
             jwks = RemoteJWKS(jwks, algorithms=("ES256",) if algorithms is None else algorithms)
             algorithms = None
@@ -389,6 +490,7 @@ class ResourceServer:
             self._feed.add_listener(lambda entries: jwks.set_revoked_kids(entries.revoked_kids()))
         self._realm = realm
         self._challenge = f"Bearer realm={_quoted(realm)}"
+        self._dpop_challenge = f"DPoP realm={_quoted(realm)}, algs={_quoted(algs)}"
         self._start_lock = threading.Lock()
         if startup_wait < 0:
             raise ValueError("startup_wait must be zero or more seconds")
@@ -433,6 +535,18 @@ class ResourceServer:
             settings["revocations"] = None if feed.lower() == "off" else feed
         if env.get("JWTWARDEN_REALM", "").strip():
             settings["realm"] = env["JWTWARDEN_REALM"].strip()
+        if env.get("JWTWARDEN_PUBLIC_URL", "").strip():
+            settings["public_url"] = env["JWTWARDEN_PUBLIC_URL"].strip()
+        if env.get("JWTWARDEN_DPOP", "").strip():
+            settings["dpop"] = env["JWTWARDEN_DPOP"].strip().lower()
+        secret = env.get("JWTWARDEN_DPOP_NONCE_SECRET", "").strip()
+        if secret:
+            try:
+                nonces = DPoPNonces(b64url_decode(secret))
+            except (JWTError, ValueError):
+                raise ValueError("JWTWARDEN_DPOP_NONCE_SECRET must be 32 or more bytes, "
+                                 "base64url") from None
+            settings["dpop_verifier"] = DPoPVerifier(nonces=nonces, require_nonce=True)
         jwks_options: dict[str, Any] = {}
         for name, option in (("JWKS_MIN_AGE", "min_age"), ("JWKS_COOLDOWN", "cooldown")):
             text = env.get(f"JWTWARDEN_{name}", "").strip()
@@ -467,8 +581,27 @@ class ResourceServer:
 
     @property
     def challenge(self) -> str:
-        """``WWW-Authenticate`` of a request without a token: ``Bearer realm="..."``."""
-        return self._challenge
+        """``WWW-Authenticate`` of a request without credentials: ``Bearer realm="..."`` and,
+        unless DPoP is required (then only it), ``DPoP realm="...", algs="..."``."""
+        return ", ".join(self._challenges())
+
+    @property
+    def also_trusted(self) -> tuple[LegacyIssuer, ...]:
+        """The previous issuers trusted until their not-after dates (``also_trust``)."""
+        return self._legacy
+
+    @property
+    def dpop(self) -> str:
+        """``"allowed"`` or ``"required"``."""
+        return self._dpop_mode
+
+    @property
+    def dpop_verifier(self) -> DPoPVerifier:
+        return self._dpop
+
+    @property
+    def public_url(self) -> str | None:
+        return self._public_url
 
     # ---- the checks -------------------------------------------------------------------------
 
@@ -487,35 +620,69 @@ class ResourceServer:
         now = self._clock()
         return next((item for item in self._legacy if item.accepts(header, now)), None)
 
-    @property
-    def also_trusted(self) -> tuple[LegacyIssuer, ...]:
-        """The previous issuers trusted until their not-after dates (``also_trust``)."""
-        return self._legacy
+    def _dpop_url(self, path: str | None) -> str:
+        if self._public_url is None:
+            log.warning("a DPoP request was refused: set public_url (JWTWARDEN_PUBLIC_URL) to "
+                        "the URL clients reach this API at")
+            raise InvalidDPoPProof("this server cannot check DPoP proofs", reason="no_public_url")
+        if path is None:
+            raise InvalidDPoPProof("this integration gives no request path", reason="no_request")
+        return expected_url(self._public_url, path)
 
     def authenticate(
-        self, authorization: Sequence[str] | str | None, query: str | bytes = ""
+        self, authorization: Sequence[str] | str | None, query: str | bytes = "", *,
+        dpop: Sequence[str] | str | None = None, method: str | None = None,
+        path: str | None = None,
     ) -> Claims:
-        """Token from the header, verified, not revoked: its claims, or a ``JWTError``."""
-        token = bearer_token(authorization, query)
-        legacy = self._legacy_for(token) if self._legacy else None
-        if legacy is not None:
-            claims = legacy.verify(token, self._clock())
+        """Token from the header, verified, not revoked: its claims, or a ``JWTError``.
+
+        ``dpop``: the ``DPoP`` header values; ``method`` and ``path`` (as received,
+        percent-encoded, without the query) locate the request for the proof.
+        """
+        scheme, token = credentials(authorization, query)
+        if scheme == "dpop":
+            try:
+                proof = self._dpop.verify(dpop, method=method or "", url=self._dpop_url(path),
+                                          access_token=token)
+                claims = self._verifier.verify(token, proof=proof)
+            except JWTError as error:
+                error.dpop_scheme = True  # type: ignore[attr-defined]
+                raise
         else:
-            claims = self._verifier.verify(token)
+            if self._dpop_mode == "required":
+                raise MissingToken("a DPoP-bound token is required")
+            legacy = self._legacy_for(token) if self._legacy else None
+            if legacy is not None:
+                claims = legacy.verify(token, self._clock())
+            else:
+                claims = self._verifier.verify(token)
         if self._revocations is not None:
             self._revocations.check(claims)
         return claims
 
     async def aauthenticate(
-        self, authorization: Sequence[str] | str | None, query: str | bytes = ""
+        self, authorization: Sequence[str] | str | None, query: str | bytes = "", *,
+        dpop: Sequence[str] | str | None = None, method: str | None = None,
+        path: str | None = None,
     ) -> Claims:
-        """Async :meth:`authenticate` (key fetches do not block the event loop)."""
-        token = bearer_token(authorization, query)
-        legacy = self._legacy_for(token) if self._legacy else None
-        if legacy is not None:
-            claims = legacy.verify(token, self._clock())
+        """Async :meth:`authenticate` (key fetches and replay stores do not block the loop)."""
+        scheme, token = credentials(authorization, query)
+        if scheme == "dpop":
+            try:
+                proof = await self._dpop.averify(dpop, method=method or "",
+                                                 url=self._dpop_url(path), access_token=token)
+                claims = await self._verifier.averify(token, proof=proof)
+            except JWTError as error:
+                error.dpop_scheme = True  # type: ignore[attr-defined]
+                raise
         else:
-            claims = await self._verifier.averify(token)
+            if self._dpop_mode == "required":
+                raise MissingToken("a DPoP-bound token is required")
+            legacy = self._legacy_for(token) if self._legacy else None
+            if legacy is not None:
+                claims = legacy.verify(token, self._clock())
+            else:
+                claims = await self._verifier.averify(token)
         if self._revocations is not None:
             self._revocations.check(claims)
         return claims
@@ -539,7 +706,20 @@ class ResourceServer:
         """
         if isinstance(error, MissingToken):
             _log_refusal(401, error.code)
-            return self._deny(401, None, "An access token is required", "unauthorized")
+            return self._deny(401, None, "An access token is required", "unauthorized",
+                              challenges=self._challenges())
+        if isinstance(error, UseDPoPNonce):
+            _log_refusal(401, error.code)
+            denial = self._deny(401, "use_dpop_nonce", "A DPoP nonce is required",
+                                challenges=(self._dpop_challenge,))
+            return Denial(denial.status, (*denial.headers, ("dpop-nonce", error.nonce)),
+                          denial.error, denial.description)
+        if isinstance(error, InvalidDPoPProof):
+            _log_refusal(401, f"{error.code}:{error.reason}")
+            return self._deny(401, "invalid_dpop_proof", _DPOP_DESCRIPTIONS.get(
+                error.reason, "The DPoP proof is invalid"), challenges=(self._dpop_challenge,))
+        if isinstance(error, DPoPReplayUnavailable):
+            return self._unavailable(5, error.code)
         if isinstance(error, InvalidRequest):
             _log_refusal(400, error.code)
             return self._deny(400, "invalid_request", "The request is malformed")
@@ -556,18 +736,34 @@ class ResourceServer:
             return self._unavailable(retry, error.code)
         if isinstance(error, JWTError):
             _log_refusal(401, error.code, getattr(error, "claim", None))
-            return self._deny(401, "invalid_token", _description(error))
+            dpop = isinstance(error, SenderConstrained) or getattr(error, "dpop_scheme", False)
+            return self._deny(401, "invalid_token", _description(error),
+                              challenges=(self._dpop_challenge,) if dpop else None)
         log.error("unexpected %s while checking a bearer token", type(error).__name__)
         return self._unavailable(5, "internal")
 
+    def _challenges(self) -> tuple[str, ...]:
+        """The schemes a request without credentials is told about (RFC 9449 section 7.1)."""
+        if self._dpop_mode == "required":
+            return (self._dpop_challenge,)
+        return (self._challenge, self._dpop_challenge)
+
     def _deny(self, status: int, error: str | None, description: str,
-              body_error: str | None = None, *, scope: str | None = None) -> Denial:
-        challenge = self._challenge
-        if error is not None:
-            challenge += f", error={_quoted(error)}, error_description={_quoted(description)}"
-        if scope is not None:
-            challenge += f", scope={_quoted(scope)}"
-        headers = (("www-authenticate", challenge), ("cache-control", "no-store"))
+              body_error: str | None = None, *, scope: str | None = None,
+              challenges: tuple[str, ...] | None = None) -> Denial:
+        if challenges is None:
+            challenges = (self._dpop_challenge,) if self._dpop_mode == "required" and \
+                status == 401 else (self._challenge,)
+        offered = []
+        for challenge in challenges:
+            if error is not None:
+                challenge += f", error={_quoted(error)}, error_description={_quoted(description)}"
+            if scope is not None:
+                challenge += f", scope={_quoted(scope)}"
+            offered.append(challenge)
+        # several challenges in one field (RFC 9110 section 11.6.1): frameworks that keep
+        # headers in a dict (FastAPI's HTTPException) keep them all
+        headers = (("www-authenticate", ", ".join(offered)), ("cache-control", "no-store"))
         return Denial(status, headers, body_error or error or "unauthorized", description)
 
     def _unavailable(self, retry_after: int, code: str) -> Denial:

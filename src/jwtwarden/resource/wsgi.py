@@ -41,11 +41,12 @@ from jwtwarden.resource.server import (
     Guard,
     MissingToken,
     ResourceServer,
+    request_path,
     requirements,
     verify_environ,
 )
 
-__all__ = ["WSGIBearerAuthMiddleware", "claims_of", "require_token"]
+__all__ = ["WSGIBearerAuthMiddleware", "claims_of", "request_path", "require_token"]
 
 Environ = MutableMapping[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])

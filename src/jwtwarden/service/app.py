@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import email.message
 import functools
 import logging
@@ -30,9 +31,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jwtwarden import __version__
 from jwtwarden.audit.debugger import mount_debugger
+from jwtwarden.dpop import (
+    DPoPNonces,
+    DPoPProof,
+    DPoPVerifier,
+    MemoryReplayStore,
+    ReplayStore,
+    expected_url,
+)
 from jwtwarden.errors import (
     InvalidClient,
     InvalidCredentials,
+    InvalidDPoPProof,
     InvalidRequest,
     JWTError,
     MalformedToken,
@@ -40,13 +50,17 @@ from jwtwarden.errors import (
     Overloaded,
     RateLimited,
     RefreshError,
+    SenderConstrained,
     SensitiveClaim,
     TemporarilyUnavailable,
     UnsupportedGrantType,
+    UseDPoPNonce,
 )
 from jwtwarden.errors import OAuthError as OAuthRefusal
 from jwtwarden.jose.strict_json import parse_object
 from jwtwarden.policy import Claims, Clock, system_clock
+from jwtwarden.resource.asgi import dpop_values, request_path
+from jwtwarden.resource.dpop_redis import RedisReplayStore
 from jwtwarden.service import cookies
 from jwtwarden.service.config import Settings
 from jwtwarden.service.docs import docs_routes
@@ -92,6 +106,8 @@ class ServiceState:
     grants: TokenGrants
     session_keys: SessionKeys
     _long_poll_ender: asyncio.Task[None] | None = None
+    dpop: DPoPVerifier = dataclasses.field(default_factory=DPoPVerifier)  # RFC 9449 proofs
+    dpop_redis: Any = None  # the replay store's Redis client, when there is one
 
     def end_long_polls(self) -> None:
         """The server is stopping: answer every open long-poll of the revocation feed now, and
@@ -113,6 +129,8 @@ class ServiceState:
             await self.denylist.redis.stop()
         await self.login_limiter.close()
         self.accounts.hashing.close()
+        if self.dpop_redis is not None:
+            await self.dpop_redis.aclose()
         await self.db.dispose()
 
 
@@ -159,6 +177,17 @@ async def build_state(
     )
     counters: Counters = (MemoryCounters() if settings.redis_url is None
                           else RedisCounters(settings.redis_url))
+    # DPoP proofs: one jti store for every replica (Redis) or this process; nonces derived
+    # from the KEK, so every replica hands out and accepts the same
+    dpop_redis: Any = None
+    replay: ReplayStore | RedisReplayStore = MemoryReplayStore(clock=clock)
+    if settings.redis_url is not None:
+        import redis.asyncio
+
+        dpop_redis = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=2.0)
+        replay = RedisReplayStore(dpop_redis)
+    nonces = DPoPNonces(session_keys.dpop_nonce, clock=clock) if settings.dpop_nonce else None
+    dpop = DPoPVerifier(clock=clock, replay=replay, nonces=nonces, require_nonce=settings.dpop_nonce)
     return ServiceState(
         settings=settings, db=db, kek=kek, keyring=keyring, denylist=denylist,
         accounts=accounts, sessions=sessions, clock=clock,
@@ -168,6 +197,7 @@ async def build_state(
             per_address=settings.login_max_failures_per_address,
             per_device=settings.login_max_failures, window=settings.login_window, clock=clock),
         grants=TokenGrants(db, settings, keyring, accounts, sessions, clock=clock),
+        dpop=dpop, dpop_redis=dpop_redis,
     )
 
 
@@ -265,17 +295,35 @@ def _quoted(text: str) -> str:
     return text.replace("\\", "").replace('"', "'")
 
 
-def bearer_error(error: JWTError | None) -> JSONResponse:
-    """RFC 6750 section 3: no token → a bare challenge; a bad one → invalid_token."""
+DPOP_CHALLENGE = f'DPoP realm="{REALM}", algs="ES256 EdDSA"'
+
+
+def bearer_error(error: JWTError | None, *, dpop: bool = False) -> JSONResponse:
+    """RFC 6750 section 3: no token → a bare challenge (and RFC 9449's DPoP one); a bad one →
+    invalid_token, in the DPoP scheme when the token came with it or is bound to a key."""
     if error is None:
         return oauth_error(401, "invalid_request", "a bearer token is required",
-                           headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
+                           headers={"WWW-Authenticate": f'Bearer realm="{REALM}", {DPOP_CHALLENGE}'})
     if isinstance(error, TemporarilyUnavailable):
         return unavailable(error)
     description = _quoted(error.message)
-    challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+    scheme = DPOP_CHALLENGE if dpop or isinstance(error, SenderConstrained) else f'Bearer realm="{REALM}"'
+    challenge = f'{scheme}, error="invalid_token", error_description="{description}"'
     return oauth_error(401, "invalid_token", error.message, reason=error.code,
                        headers={"WWW-Authenticate": challenge})
+
+
+def dpop_error(error: InvalidDPoPProof, status: int) -> JSONResponse:
+    """RFC 9449: a refused proof is ``invalid_dpop_proof`` (400 at the token endpoints, 401 with
+    a DPoP challenge elsewhere); a missing or stale nonce ``use_dpop_nonce`` + ``DPoP-Nonce``."""
+    headers: dict[str, str] = {}
+    error_code = "use_dpop_nonce" if isinstance(error, UseDPoPNonce) else "invalid_dpop_proof"
+    if isinstance(error, UseDPoPNonce):
+        headers["DPoP-Nonce"] = error.nonce
+    if status == 401:
+        headers["WWW-Authenticate"] = (f'{DPOP_CHALLENGE}, error="{error_code}", '
+                                       f'error_description="{_quoted(error.message)}"')
+    return oauth_error(status, error_code, error.message, reason=error.reason, headers=headers)
 
 
 def unavailable(error: JWTError) -> JSONResponse:
@@ -428,8 +476,8 @@ class Cors:
     """
 
     METHODS = frozenset({"GET", "HEAD", "POST"})
-    HEADERS = frozenset({"authorization", "content-type", cookies.CSRF_HEADER})
-    EXPOSED = "WWW-Authenticate, Retry-After"
+    HEADERS = frozenset({"authorization", "content-type", "dpop", cookies.CSRF_HEADER})
+    EXPOSED = "WWW-Authenticate, Retry-After, DPoP-Nonce"
     MAX_AGE = "600"
 
     def __init__(self, app: ASGIApp, origins: frozenset[str]) -> None:
@@ -474,7 +522,7 @@ class Cors:
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Allow-Credentials": "true",
             "Access-Control-Allow-Methods": ", ".join(sorted(self.METHODS)),
-            "Access-Control-Allow-Headers": "Authorization, Content-Type, X-CSRF-Token",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, DPoP, X-CSRF-Token",
             "Access-Control-Max-Age": self.MAX_AGE,
         })
 
@@ -605,7 +653,7 @@ def _bearer(request: Request, settings: Settings) -> tuple[str | None, bool]:
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token or " " in token.strip():
+        if scheme.lower() not in ("bearer", "dpop") or not token or " " in token.strip():
             raise _Refused(bearer_error(JWTError("the Authorization header is not 'Bearer <token>'")))
         return token.strip(), False
     if settings.access_cookie:
@@ -619,10 +667,50 @@ async def _authenticate_bearer(request: Request, state: ServiceState) -> tuple[C
     token, from_cookie = _bearer(request, state.settings)
     if token is None:
         raise _Refused(bearer_error(None))
+    dpop = not from_cookie and request.headers.get("authorization", "").partition(" ")[0].lower() == "dpop"
     try:
-        return await state.sessions.verify_access(token), from_cookie
+        proof = None
+        if dpop:  # RFC 9449 section 7: the proof of the key the token is bound to
+            proof = await _proof(request, state, access_token=token)
+            if proof is None:
+                raise InvalidDPoPProof("a DPoP proof is required", reason="missing")
+        return await state.sessions.verify_access(token, proof), from_cookie
+    except InvalidDPoPProof as error:
+        raise _Refused(dpop_error(error, 401)) from None
     except JWTError as error:
-        raise _Refused(bearer_error(error)) from None
+        raise _Refused(bearer_error(error, dpop=dpop)) from None
+
+
+async def _proof(request: Request, state: ServiceState, *,
+                 access_token: str | None = None) -> DPoPProof | None:
+    """The request's checked DPoP proof, or None without a ``DPoP`` header. Its URL is the
+    configured issuer plus the path (never the Host header)."""
+    values = dpop_values(request.scope)
+    if not values:
+        return None
+    url = expected_url(state.settings.issuer, request_path(request.scope))
+    return await state.dpop.averify(values, method=request.method, url=url,
+                                    access_token=access_token)
+
+
+async def _token_proof(request: Request, state: ServiceState, *,
+                       required: bool = False) -> DPoPProof | None:
+    """The proof of a token request (login, refresh, the token endpoint): a refused one is
+    ``400 invalid_dpop_proof``; none at all when DPoP is required, too."""
+    try:
+        proof = await _proof(request, state)
+        if proof is None and (required or state.settings.dpop == "required"):
+            raise InvalidDPoPProof("a DPoP proof is required", reason="missing")
+    except InvalidDPoPProof as error:
+        raise _Refused(dpop_error(error, 400)) from None
+    return proof
+
+
+def _with_nonce(response: Response, proof: DPoPProof | None) -> Response:
+    """RFC 9449 section 8.2: a fresh nonce rides on a successful answer."""
+    if proof is not None and proof.next_nonce:
+        response.headers["DPoP-Nonce"] = proof.next_nonce
+    return response
 
 
 def _client_credentials(request: Request) -> tuple[str, str] | None:
@@ -701,7 +789,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         use_cookies = state.settings.cookie_mode if cookie_mode is None else cookie_mode
         body: dict[str, Any] = {
             "access_token": pair.access_token,
-            "token_type": "Bearer",
+            "token_type": pair.token_type,
             "expires_in": pair.expires_in,
             "refresh_expires_in": pair.refresh_expires_in,
         }
@@ -731,6 +819,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         # The attempt is counted before the password is hashed, and the count is given back
         # only on success (see jwtwarden.service.ratelimit); a valid device cookie for this
         # account makes it a trusted attempt, limited per device instead of per account.
+        proof = await _token_proof(request, state)
         account = username_key(body.username)
         device = cookies.device_of(request, state.device_key, account)
         limiter = state.login_limiter
@@ -738,7 +827,8 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             reservation = await limiter.reserve(
                 account, _client_address(request, state.settings), device)
             async with limiter.verifying(account):
-                pair = await state.sessions.login(body.username, body.password)
+                pair = await state.sessions.login(body.username, body.password,
+                                                  jkt=proof.jkt if proof else None)
         except RateLimited as error:
             return oauth_error(429, "rate_limited", error.message, reason=error.code,
                                headers={"Retry-After": str(error.retry_after)})
@@ -752,7 +842,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             await limiter.release(reservation)
         response = pair_response(state, pair)
         cookies.set_device_cookie(response, cookies.make_device_cookie(state.device_key, account))
-        return response
+        return _with_nonce(response, proof)
 
     @app.post("/v1/auth/refresh", response_model=TokenResponse, responses=answers(400, 403, 413, 503),
               tags=["sessions"],
@@ -769,14 +859,18 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             return oauth_error(400, "invalid_request", "refresh_token is required")
         if from_cookie:
             _cookie_request_checks(request, state, await _family_of(state, token))
+        proof = await _token_proof(request, state)
         try:
-            pair = await state.sessions.refresh(token)
+            pair = await state.sessions.refresh(token, jkt=proof.jkt if proof else None,
+                                                require_binding=state.settings.dpop == "required")
+        except InvalidDPoPProof as error:
+            return dpop_error(error, 400)
         except RefreshError as error:
             response = oauth_error(400, "invalid_grant", error.message, reason=error.code)
             if from_cookie:
                 cookies.clear_cookies(response)
             return response
-        return pair_response(state, pair, cookie_mode=from_cookie)
+        return _with_nonce(pair_response(state, pair, cookie_mode=from_cookie), proof)
 
     @app.post("/v1/auth/logout", status_code=204, responses=answers(400, 401, 403, 413, 503),
               tags=["sessions"], summary="End this session (its token family)")
@@ -940,6 +1034,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
             "jwtwarden_sessions_endpoint": f"{base}/v1/sessions",
             "jwtwarden_revocation_feed_endpoint": f"{base}/v1/revocations",
             "jwtwarden_access_token_signing_alg_values_supported": algs,
+            "dpop_signing_alg_values_supported": list(state.dpop.algorithms),  # RFC 9449 5.1
         }, headers={"Cache-Control": "public, max-age=300"})
 
     @app.get("/healthz", tags=["operations"], responses=answers(503),
@@ -1030,21 +1125,30 @@ def _token_endpoint(app: FastAPI) -> None:
             client = await state.grants.authenticate(basic, form)
             if not grant_type:
                 raise InvalidRequest("grant_type is required")
+            # RFC 9449 section 5: a proof binds the token; the client may have to send one
+            proof = await _token_proof(request, state, required=bool(
+                client is not None and client.dpop_bound_access_tokens))
+            jkt = proof.jkt if proof else None
             if grant_type == "client_credentials":
-                issued = await state.grants.client_credentials(client, form.get("scope"))
-                body: dict[str, Any] = {"access_token": issued.access_token, "token_type": "Bearer",
+                issued = await state.grants.client_credentials(client, form.get("scope"), jkt=jkt)
+                body: dict[str, Any] = {"access_token": issued.access_token,
+                                        "token_type": issued.token_type,
                                         "expires_in": issued.expires_in}
                 if issued.scope:
                     body["scope"] = issued.scope
-                return JSONResponse(body, headers=no_store)
+                return _with_nonce(JSONResponse(body, headers=no_store), proof)
             if grant_type == "refresh_token":
-                pair = await state.grants.refresh(client, form.get("refresh_token"), form.get("scope"))
-                body = {"access_token": pair.access_token, "token_type": "Bearer",
+                pair = await state.grants.refresh(
+                    client, form.get("refresh_token"), form.get("scope"), jkt=jkt,
+                    require_binding=state.settings.dpop == "required")
+                body = {"access_token": pair.access_token, "token_type": pair.token_type,
                         "expires_in": pair.expires_in, "refresh_token": pair.refresh_token,
                         "refresh_expires_in": pair.refresh_expires_in}
                 if pair.scope:
                     body["scope"] = pair.scope
-                return JSONResponse(body, headers=no_store)
+                return _with_nonce(JSONResponse(body, headers=no_store), proof)
             raise UnsupportedGrantType("grant_type must be client_credentials or refresh_token")
+        except InvalidDPoPProof as error:
+            return dpop_error(error, 400)
         except (OAuthRefusal, InvalidRequest, RefreshError) as error:
             return _token_refusal(error)

@@ -160,6 +160,11 @@ class Settings:
         _int, doc="run garbage collection of expired rows every this many seconds (0: off)"))
     max_body_bytes: int = field(default=65_536, metadata=_opt(
         _int, doc="largest request body accepted"))
+    dpop: str = field(default="allowed", metadata=_opt(
+        lambda text: text.strip().lower(), doc="DPoP (RFC 9449): 'allowed' binds tokens to the key "
+        "of a request's DPoP proof, 'required' refuses token requests without one"))
+    dpop_nonce: bool = field(default=False, metadata=_opt(
+        _bool, doc="require DPoP server nonces (RFC 9449 section 8) at the token endpoints"))
     docs: bool = field(default=False, metadata=_opt(
         _bool, doc="serve the interactive API docs at /docs and /redoc (assets shipped, no CDN)"))
     log_format: str = field(default="text", metadata=_opt(
@@ -228,6 +233,7 @@ class Settings:
                                              and self.metrics_token.isprintable()
                                              and " " not in self.metrics_token),
               "metrics_token", "must be at least 16 printable ASCII characters without spaces")
+        check(self.dpop in ("allowed", "required"), "dpop", "must be allowed or required")
         for origin in self.allowed_origins:
             parts = urlsplit(origin)
             check(parts.scheme in ("http", "https") and bool(parts.netloc) and parts.path == "",

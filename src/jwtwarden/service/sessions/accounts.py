@@ -89,6 +89,7 @@ class Client:
     audience: str | None = None  # aud of its client_credentials tokens (default: the service's)
     jwks: str | None = None  # its public JWKS (JSON), for private_key_jwt
     jwks_url: str | None = None  # or where to fetch it
+    dpop_bound_access_tokens: bool = False  # RFC 9449 section 5.2: token requests need a proof
 
     @property
     def auth_method(self) -> str:
@@ -259,17 +260,20 @@ class Accounts:
         grants: Iterable[str] = (),
         scope: str = "",
         audience: str | None = None,
+        dpop_bound_access_tokens: bool = False,
     ) -> tuple[Client, str]:
         """Create a client with a secret; returns it and the secret (shown once, stored as a hash).
 
         ``permissions``: ``sessions`` and/or ``introspect`` (HTTP Basic endpoints).
         ``grants``: ``client_credentials`` and/or ``refresh_token`` at the token endpoint
         (``client_secret_basic``); ``scope`` is the most a client_credentials token may carry
-        and ``audience`` its ``aud`` (default: the service's). ``ValueError`` for anything else.
+        and ``audience`` its ``aud`` (default: the service's). ``dpop_bound_access_tokens``: its
+        token requests must carry a DPoP proof (RFC 9449 section 5.2). ``ValueError`` for
+        anything else.
         """
         secret = "jws_" + secrets.token_urlsafe(32)
         client = await self._add_client(name, permissions, grants, scope, audience,
-                                        secret_digest=_digest(secret))
+                                        secret_digest=_digest(secret), dpop=dpop_bound_access_tokens)
         return client, secret
 
     async def add_client_with_keys(
@@ -281,6 +285,7 @@ class Accounts:
         audience: str | None = None,
         jwks: str | None = None,
         jwks_url: str | None = None,
+        dpop_bound_access_tokens: bool = False,
     ) -> Client:
         """Create a ``private_key_jwt`` client: no secret at all, only its public keys, given
         as a JWKS document (checked: public keys only, at least one usable) or a JWKS URL
@@ -292,12 +297,12 @@ class Accounts:
         if jwks_url is not None:
             check_url(jwks_url)
         return await self._add_client(name, (), grants, scope, audience, secret_digest=_NO_SECRET,
-                                      jwks=jwks, jwks_url=jwks_url)
+                                      jwks=jwks, jwks_url=jwks_url, dpop=dpop_bound_access_tokens)
 
     async def _add_client(
         self, name: str, permissions: Iterable[str], grants: Iterable[str], scope: str,
         audience: str | None, *, secret_digest: bytes, jwks: str | None = None,
-        jwks_url: str | None = None,
+        jwks_url: str | None = None, dpop: bool = False,
     ) -> Client:
         perms, grant_set = frozenset(permissions), frozenset(grants)
         if not perms <= CLIENT_PERMISSIONS:
@@ -316,7 +321,7 @@ class Accounts:
         client_id = "jwc_" + secrets.token_urlsafe(12)
         row = {"id": client_id, "permissions": " ".join(sorted(perms)),
                "grants": " ".join(sorted(grant_set)), "scope": scope, "audience": audience,
-               "jwks": jwks, "jwks_url": jwks_url}
+               "jwks": jwks, "jwks_url": jwks_url, "dpop_bound_access_tokens": bool(dpop)}
         try:  # the unique constraint decides (see add_user)
             async with self._db.transaction() as conn:
                 await conn.execute(clients.insert().values(
@@ -324,7 +329,8 @@ class Accounts:
                     secret_hash=self._macs.client_secret(row, secret_digest)))
         except sa.exc.IntegrityError:
             raise ValueError(f"client {name!r} exists") from None
-        return Client(client_id, name, perms, False, grant_set, scope, audience, jwks, jwks_url)
+        return Client(client_id, name, perms, False, grant_set, scope, audience, jwks, jwks_url,
+                      bool(dpop))
 
     async def get_client(self, client_id: str) -> Client | None:
         """The client with this id, or None (also for ids no client can have, and for a
@@ -430,5 +436,5 @@ def _client(row: object) -> Client:
     return Client(
         r["id"], r["name"], frozenset(str(r["permissions"]).split()), bool(r["disabled"]),
         frozenset(str(r["grants"] or "").split()), r["scope"] or "", r["audience"],
-        r["jwks"], r["jwks_url"],
+        r["jwks"], r["jwks_url"], bool(r.get("dpop_bound_access_tokens")),
     )

@@ -98,6 +98,11 @@ class ClientToken:
     expires_in: int
     scope: str
     client_id: str
+    dpop_jkt: str | None = None
+
+    @property
+    def token_type(self) -> str:
+        return "DPoP" if self.dpop_jkt else "Bearer"
 
     def __repr__(self) -> str:  # the token never appears in a repr
         return f"ClientToken(client_id={self.client_id!r}, scope={self.scope!r}, expires_in={self.expires_in})"
@@ -247,8 +252,10 @@ class TokenGrants:
 
     # ---- grants ---------------------------------------------------------------------------
 
-    async def client_credentials(self, client: Client | None, scope: str | None) -> ClientToken:
-        """RFC 6749 section 4.4: an access token for the client itself."""
+    async def client_credentials(self, client: Client | None, scope: str | None, *,
+                                 jkt: str | None = None) -> ClientToken:
+        """RFC 6749 section 4.4: an access token for the client itself (bound to the DPoP key
+        ``jkt`` when the request proved one, RFC 9449 section 5)."""
         if client is None:
             raise InvalidClient("the client_credentials grant needs client authentication")
         if "client_credentials" not in client.allowed_grants:
@@ -262,16 +269,20 @@ class TokenGrants:
         claims: dict[str, Any] = {"client_id": client.id}
         if granted:
             claims["scope"] = " ".join(granted)
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         jitter = self._settings.access_jitter
         lifetime = self._settings.access_lifetime - (secrets.randbelow(jitter + 1) if jitter else 0)
         access = self._keyring.issuer(now).issue_token(
             client.id, claims, lifetime=lifetime, audience=client.audience)
         events.info("client credentials: token for client %s", client.id,
                     extra={"event": "client_credentials", "client": client.id})
-        return ClientToken(access.token, max(0, int(access.exp - now)), " ".join(granted), client.id)
+        return ClientToken(access.token, max(0, int(access.exp - now)), " ".join(granted), client.id,
+                           jkt)
 
     async def refresh(
-        self, client: Client | None, refresh_token: str | None, scope: str | None
+        self, client: Client | None, refresh_token: str | None, scope: str | None, *,
+        jkt: str | None = None, require_binding: bool = False,
     ) -> TokenPair:
         """RFC 6749 section 6, with the rotation and reuse rules of ``/v1/auth/refresh``."""
         if not refresh_token:
@@ -289,7 +300,7 @@ class TokenGrants:
             outside = [s for s in requested or () if s not in session_scope.split()]
             if outside:
                 raise InvalidScope(f"scope outside the session's: {' '.join(outside)}")
-        return await self._sessions.refresh(refresh_token)
+        return await self._sessions.refresh(refresh_token, jkt=jkt, require_binding=require_binding)
 
     async def _session_of(self, token: str) -> tuple[str | None, str] | None:
         try:

@@ -106,7 +106,7 @@ class KeyRing:
         self._keys: list[StoredKey] = []
         self._private: dict[str, Key] = {}
         self._issuer: tuple[str, Issuer] | None = None
-        self._verifier: tuple[frozenset[str], Verifier] | None = None
+        self._verifiers: dict[bool, tuple[frozenset[str], Verifier]] = {}
 
     # ---- reading ----------------------------------------------------------------------
 
@@ -178,17 +178,21 @@ class KeyRing:
             limit = min(limit, max(1, int(min(changes) - now)))
         return limit
 
-    def verifier(self, now: float | None = None) -> Verifier:
+    def verifier(self, now: float | None = None, *, allow_cnf: bool = False) -> Verifier:
         """A strict verifier for this service's own access tokens (published keys only).
 
         Built once per set of published keys: a verifier keeps its caches (checked headers,
-        tokens verified before) until a key is published, removed or revoked.
+        tokens verified before) until a key is published, removed or revoked. It refuses
+        DPoP-bound tokens (``cnf``) except through ``verify_bound``; ``allow_cnf=True`` gives
+        one that accepts them as they are, for introspection and revocation, which look at a
+        token without being asked for access by it.
         """
         now = self._clock() if now is None else now
         kids = frozenset(k.kid for k in self._keys if k.published(now))
-        if self._verifier is None or self._verifier[0] != kids:
+        cached = self._verifiers.get(allow_cnf)
+        if cached is None or cached[0] != kids:
             keyset = KeySet(self._private[kid].public() for kid in sorted(kids))
-            self._verifier = (
+            cached = self._verifiers[allow_cnf] = (
                 kids,
                 CachingVerifier(
                     keyset,
@@ -198,9 +202,10 @@ class KeyRing:
                     typ="at+jwt",
                     required_claims=("sub", "jti", "iat"),
                     clock=self._clock,
+                    unsafe_allow_cnf=allow_cnf,
                 ),
             )
-        return self._verifier[1]
+        return cached[1]
 
     # ---- changing ---------------------------------------------------------------------
 

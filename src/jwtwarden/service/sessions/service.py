@@ -17,6 +17,11 @@ Refreshing runs in one transaction, under a lock on the family row:
 5. otherwise the token is marked used, its successor (64 fresh random bytes) inserted, the
    family advanced, and a new access token issued — all or nothing.
 
+A session created with a DPoP proof (RFC 9449) is bound to the proof's key (``dpop_jkt``,
+covered by the row MAC): its access tokens carry ``cnf.jkt``, and every refresh must come with
+a proof of that key. It is checked right after the rows are found and authenticated, under the
+family lock and before step 2: a missing or wrong proof neither rotates nor revokes anything.
+
 The session and refresh-token rows carry MACs under a key derived from the KEK
 (:mod:`~jwtwarden.service.sessions.subkeys`): a row written or changed without the KEK is
 an unknown token. Access tokens carry ``srh``, the subject's revocation handle, which is
@@ -28,6 +33,7 @@ outcome is written to the ``jwtwarden.events`` log (never a token).
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import secrets
@@ -39,14 +45,17 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Connection
 
+from jwtwarden.dpop import DPoPProof
 from jwtwarden.errors import (
     FamilyTooOld,
     InvalidCredentials,
+    InvalidDPoPProof,
     InvalidRefreshToken,
     JWTError,
     NotTokenOwner,
     RefreshError,
     RefreshExpired,
+    RefreshKeyMismatch,
     RefreshReused,
     RefreshRevoked,
 )
@@ -87,6 +96,12 @@ class TokenPair:
     family_id: str
     subject: str
     scope: str
+    dpop_jkt: str | None = None  # the key the access token is bound to (RFC 9449), if any
+
+    @property
+    def token_type(self) -> str:
+        """``DPoP`` for a key-bound access token, ``Bearer`` otherwise (RFC 9449 section 5)."""
+        return "DPoP" if self.dpop_jkt else "Bearer"
 
     def __repr__(self) -> str:  # tokens never appear in a repr
         return f"TokenPair(family_id={self.family_id!r}, subject={self.subject!r}, expires_in={self.expires_in})"
@@ -195,10 +210,12 @@ class SessionService:
 
     # ---- creating sessions --------------------------------------------------------------
 
-    async def login(self, username: str, password: str) -> TokenPair:
-        """A new family for a user whose password checks out (else ``InvalidCredentials``)."""
+    async def login(self, username: str, password: str, *, jkt: str | None = None) -> TokenPair:
+        """A new family for a user whose password checks out (else ``InvalidCredentials``);
+        ``jkt``: bound to that DPoP key."""
         user = await self._accounts.authenticate(username, password)
-        pair = await self.create_session(user.id, scope=user.scope, user_id=user.id, user_epoch=user.epoch)
+        pair = await self.create_session(user.id, scope=user.scope, user_id=user.id,
+                                         user_epoch=user.epoch, jkt=jkt)
         events.info("login: session %s", pair.family_id, extra={"event": "login", "family": pair.family_id})
         return pair
 
@@ -211,6 +228,7 @@ class SessionService:
         user_id: str | None = None,
         client_id: str | None = None,
         user_epoch: int | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """A new family for ``subject`` (logins, and trusted backends via POST /v1/sessions).
 
@@ -230,7 +248,7 @@ class SessionService:
         token = new_refresh_token()
         issuer = self._keyring.issuer(now)
         # issue first: a claim the linter refuses must not leave a family behind
-        access = self._issue(issuer, subject, family_id, scope, extra, now)
+        access = self._issue(issuer, subject, family_id, scope, extra, now, jkt)
         expires_at = now + self._settings.family_lifetime
         token_expires = min(now + self._settings.refresh_idle_lifetime, expires_at)
 
@@ -243,7 +261,7 @@ class SessionService:
             family = {
                 "id": family_id, "subject": subject, "user_id": user_id, "scope": scope,
                 "claims": json.dumps(extra) if extra else None, "created_at": now,
-                "expires_at": expires_at, "client_id": client_id}
+                "expires_at": expires_at, "client_id": client_id, "dpop_jkt": jkt}
             conn.execute(families.insert().values(
                 **family, mac=self._macs.family(family), generation=0, last_used_at=now,
                 revoked_at=None, revoked_reason=None, last_access_jti=access.jti,
@@ -252,7 +270,7 @@ class SessionService:
             self._insert_token(conn, token, family_id, 0, now, token_expires)
 
         await self._db.run(insert)
-        return self._pair(access, token, token_expires, now, family_id, subject, scope)
+        return self._pair(access, token, token_expires, now, family_id, subject, scope, jkt)
 
     def _insert_token(
         self, conn: Connection, token: str, family_id: str, generation: int, now: float,
@@ -264,7 +282,7 @@ class SessionService:
 
     def _issue(
         self, issuer: Issuer, subject: str, family_id: str, scope: str, extra: dict[str, Any],
-        now: float,
+        now: float, jkt: str | None = None,
     ) -> IssuedToken:
         jitter = self._settings.access_jitter
         lifetime = self._settings.access_lifetime - (secrets.randbelow(jitter + 1) if jitter else 0)
@@ -272,25 +290,34 @@ class SessionService:
             "sid": family_id, SUBJECT_HANDLE_CLAIM: self._keys.subject_handle(subject), **extra}
         if scope:
             claims["scope"] = scope
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}  # RFC 9449 section 6.1
         return issuer.issue_token(subject, claims, lifetime=lifetime)
 
     def _pair(
         self, access: IssuedToken, refresh: str, refresh_exp: float, now: float,
-        family_id: str, subject: str, scope: str,
+        family_id: str, subject: str, scope: str, jkt: str | None = None,
     ) -> TokenPair:
         return TokenPair(
             access_token=access.token, refresh_token=refresh,
             expires_in=max(0, int(access.exp - now)), refresh_expires_in=max(0, int(refresh_exp - now)),
-            family_id=family_id, subject=subject, scope=scope,
+            family_id=family_id, subject=subject, scope=scope, dpop_jkt=jkt,
         )
 
     # ---- refreshing ---------------------------------------------------------------------
 
-    async def refresh(self, token: str) -> TokenPair:
-        """Rotate ``token`` (see the module docstring); raises a ``RefreshError`` subclass."""
+    async def refresh(self, token: str, *, jkt: str | None = None,
+                      require_binding: bool = False) -> TokenPair:
+        """Rotate ``token`` (see the module docstring); raises a ``RefreshError`` subclass.
+
+        ``jkt``: the thumbprint of the DPoP key the request proved (None: no proof). A session
+        bound to a key refuses any other (:class:`RefreshKeyMismatch`) or none
+        (:class:`InvalidDPoPProof`), and ``require_binding`` refuses unbound sessions, all
+        before rotation: nothing changes.
+        """
         token = validate_refresh_token(token)
         successor = new_refresh_token()
-        outcome = await self._db.run(lambda conn: self._rotate(conn, token, successor))
+        outcome = await self._db.run(lambda conn: self._rotate(conn, token, successor, jkt, require_binding))
         if isinstance(outcome, _Refused):
             await self._denylist.applied(outcome.revoked)
             events.info("refresh refused: %s (session %s)", outcome.error.code, outcome.family or "-",
@@ -298,6 +325,24 @@ class SessionService:
                                "family": outcome.family})
             raise outcome.error
         return outcome
+
+    @staticmethod
+    def _check_binding(family: str, expected: str | None, jkt: str | None, require_binding: bool) -> None:
+        """The DPoP key a session is bound to (``expected``) against the one the request proved."""
+        if expected is None:
+            if require_binding:
+                raise InvalidDPoPProof("this session is not bound to a DPoP key; log in again "
+                                       "with a DPoP proof", reason="unbound_session")
+            return
+        if jkt is None:
+            events.warning("refresh refused: no DPoP proof for a bound session",
+                           extra={"event": "refresh_refused", "reason": "dpop_missing", "family": family})
+            raise InvalidDPoPProof("this session is bound to a DPoP key: prove it", reason="missing")
+        if not hmac.compare_digest(expected.encode(), jkt.encode()):
+            events.warning("refresh refused: DPoP proof of another key (session %s)", family,
+                           extra={"event": "refresh_refused", "reason": RefreshKeyMismatch.code,
+                                  "family": family})
+            raise RefreshKeyMismatch("the refresh token is bound to another DPoP key")
 
     def _authentic(self, fam: Row | None, row: Row | None) -> bool:
         """Whether a session row and one of its token rows carry valid MACs (else logged)."""
@@ -310,7 +355,8 @@ class SessionService:
                      extra={"event": "integrity", "family": fam["id"]})
         return False
 
-    def _rotate(self, conn: Connection, token: str, successor: str) -> TokenPair | _Refused:
+    def _rotate(self, conn: Connection, token: str, successor: str, jkt: str | None = None,
+                require_binding: bool = False) -> TokenPair | _Refused:
         now = self._clock()
         token_hash = refresh_token_hash(token)
         # One statement finds the token, its family and the family's user, and locks the
@@ -323,6 +369,9 @@ class SessionService:
         fam, row = self._sql.family_of(found), self._sql.token_of(found)
         if not self._authentic(fam, row):
             return _Refused(InvalidRefreshToken("unknown refresh token"), [])
+        # the key first: a request without the session's DPoP key changes nothing at all (it
+        # raises before anything is written; the transaction ends empty)
+        self._check_binding(fam["id"], fam["dpop_jkt"], jkt, require_binding)
         if fam["revoked_at"] is not None:
             return _Refused(RefreshRevoked(f"the session was revoked ({fam['revoked_reason']})"), [], fam["id"])
         if fam["user_id"] is not None and (  # the account as it is now, in this transaction
@@ -370,7 +419,8 @@ class SessionService:
             conn, token_hash=token_hash, now=now, successor={**successor_row, "mac": self._macs.token(successor_row)},
             family={"id": fam["id"], "generation": generation, "jti": access.jti, "exp": float(access.exp),
                     "grace_successor": sealed, "grace_until": now + grace if sealed else None})
-        return self._pair(access, successor, token_expires, now, fam["id"], fam["subject"], fam["scope"])
+        return self._pair(access, successor, token_expires, now, fam["id"], fam["subject"], fam["scope"],
+                          fam["dpop_jkt"])
 
     def _replay(self, conn: Connection, fam: Row, token: str, now: float) -> TokenPair | _Refused:
         """The grace rule: the caller gets the successor the first call got, and a new access token."""
@@ -388,11 +438,12 @@ class SessionService:
         events.info("refresh replayed within the grace window (session %s)", fam["id"],
                     extra={"event": "refresh_grace", "family": fam["id"]})
         return self._pair(access, successor, current["expires_at"], now,
-                          fam["id"], fam["subject"], fam["scope"])
+                          fam["id"], fam["subject"], fam["scope"], fam["dpop_jkt"])
 
     def _issue_for(self, fam: Row, now: float) -> IssuedToken:
         extra = json.loads(fam["claims"]) if fam["claims"] else {}
-        return self._issue(self._keyring.issuer(now), fam["subject"], fam["id"], fam["scope"], extra, now)
+        return self._issue(self._keyring.issuer(now), fam["subject"], fam["id"], fam["scope"], extra,
+                           now, fam.get("dpop_jkt"))
 
     def _revoke_family(self, conn: Connection, fam: Row, reason: str, now: float) -> list[Revocation]:
         """End one family and record its revocations: the transaction's last locking step."""
@@ -523,7 +574,7 @@ class SessionService:
             revoked = await self._db.run(work)
         else:
             try:
-                claims = self._keyring.verifier().verify(token)
+                claims = self._keyring.verifier(allow_cnf=True).verify(token)
             except JWTError:
                 return
             entry = Revocation("jti", str(claims.jti), float(claims.exp) + DEFAULT_LEEWAY)
@@ -564,9 +615,11 @@ class SessionService:
 
     # ---- verifying ----------------------------------------------------------------------
 
-    async def verify_access(self, token: str) -> Claims:
-        """Full verification of one of our access tokens, deny list included."""
-        claims = self._keyring.verifier().verify(token)
+    async def verify_access(self, token: str, proof: DPoPProof | None = None) -> Claims:
+        """Full verification of one of our access tokens, deny list included. A DPoP-bound
+        token needs ``proof`` (checked against it); without one it is refused."""
+        verifier = self._keyring.verifier()
+        claims = verifier.verify(token) if proof is None else verifier.verify_bound(token, proof)
         await self._denylist.check(claims)
         return claims
 
@@ -579,12 +632,14 @@ class SessionService:
         if token.startswith(PREFIX):
             return await self._introspect_refresh(token)
         try:
-            claims = await self.verify_access(token)
+            claims = self._keyring.verifier(allow_cnf=True).verify(token)
+            await self._denylist.check(claims)
         except JWTError:
             return {"active": False}
         out = claims.to_dict()
         out["active"] = True
-        out["token_type"] = "access_token"  # noqa: S105 - a token type name, not a secret
+        # RFC 9449 section 6.2: a bound token is a DPoP token, and its cnf is in the answer
+        out["token_type"] = "DPoP" if "cnf" in out else "access_token"
         return out
 
     async def _introspect_refresh(self, token: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ Each key is ``HKDF-SHA-256(KEK, info=label)``; no two uses share a key:
                                    window (:func:`.refresh_tokens.seal_successor`)
 ``jwtwarden subject handle v1``    the ``srh`` claim, a subject's revocation handle
 ``jwtwarden csrf v1``              CSRF tokens (:mod:`jwtwarden.service.cookies`)
+``jwtwarden dpop nonce v1``        DPoP server nonces (:class:`jwtwarden.dpop.DPoPNonces`)
 =================================  ====================================================
 
 **Row MACs.** Whoever can write the database but does not hold the KEK must not be able to
@@ -49,10 +50,12 @@ GRACE_LABEL = "jwtwarden grace successor v1"
 SUBJECT_HANDLE_LABEL = "jwtwarden subject handle v1"
 CSRF_LABEL = "jwtwarden csrf v1"
 DEVICE_LABEL = "jwtwarden device cookie v1"
+DPOP_NONCE_LABEL = "jwtwarden dpop nonce v1"
 
 _TIME, _INT, _TEXT, _BYTES = "time", "int", "text", "bytes"
 _FAMILY = (("id", _TEXT), ("subject", _TEXT), ("user_id", _TEXT), ("scope", _TEXT),
            ("claims", _TEXT), ("client_id", _TEXT), ("created_at", _TIME), ("expires_at", _TIME))
+_FAMILY_DPOP = (("dpop_jkt", _TEXT),)
 _TOKEN = (("token_hash", _BYTES), ("family_id", _TEXT), ("generation", _INT),
           ("created_at", _TIME), ("expires_at", _TIME))
 _SIGNING_KEY = (("kid", _TEXT), ("alg", _TEXT), ("public_jwk", _TEXT), ("created_at", _TIME),
@@ -70,6 +73,9 @@ _CLIENT = (
     ("id", _TEXT), ("permissions", _TEXT), ("grants", _TEXT), ("scope", _TEXT),
     ("audience", _TEXT), ("jwks", _TEXT), ("jwks_url", _TEXT), ("digest", _BYTES),
 )
+
+
+_CLIENT_DPOP = (("dpop_bound_access_tokens", _INT),)
 
 
 class RowMAC:
@@ -100,7 +106,9 @@ class RowMAC:
         return hmac.digest(self._key, "".join(parts).encode("utf-8"), "sha256")
 
     def family(self, row: Mapping[Any, Any]) -> bytes:
-        return self._mac("families", _FAMILY, row)
+        # a DPoP-bound session's key is authenticated too; unbound rows keep their MAC
+        bound = row.get("dpop_jkt") is not None
+        return self._mac("families", _FAMILY + _FAMILY_DPOP if bound else _FAMILY, row)
 
     def token(self, row: Mapping[Any, Any]) -> bytes:
         return self._mac("refresh_tokens", _TOKEN, row)
@@ -113,7 +121,8 @@ class RowMAC:
         and everything that says what it may do or how it authenticates (permissions, grants,
         scope, audience, public keys). A client with keys and no secret stores this over a
         digest no secret has, so its keys are authenticated the same way."""
-        return self._mac("clients", _CLIENT, {**row, "digest": secret_digest})
+        columns = _CLIENT + _CLIENT_DPOP if row.get("dpop_bound_access_tokens") else _CLIENT
+        return self._mac("clients", columns, {**row, "digest": secret_digest})
 
     def valid(self, kind: str, row: Mapping[Any, Any]) -> bool:
         """Whether ``row["mac"]`` is the MAC of ``row`` (``kind``: family, token, signing_key)."""
@@ -136,12 +145,13 @@ class SessionKeys:
     subject: bytes = field(repr=False)
     csrf: bytes = field(repr=False)
     device: bytes = field(repr=False)  # device cookies of the login limiter
+    dpop_nonce: bytes = field(default=b"", repr=False)  # DPoP server nonces
 
     @classmethod
     def from_kek(cls, kek: KEK) -> SessionKeys:
         return cls(rows=RowMAC.from_kek(kek), grace=kek.derive(GRACE_LABEL),
                    subject=kek.derive(SUBJECT_HANDLE_LABEL), csrf=kek.derive(CSRF_LABEL),
-                   device=kek.derive(DEVICE_LABEL))
+                   device=kek.derive(DEVICE_LABEL), dpop_nonce=kek.derive(DPOP_NONCE_LABEL))
 
     def subject_handle(self, subject: str) -> str:
         """The ``srh`` claim of ``subject``'s tokens: 128 bits of HMAC-SHA-256, base64url.

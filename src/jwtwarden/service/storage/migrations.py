@@ -222,6 +222,17 @@ def _b_revocation_feed_order(conn: Connection) -> None:
     conn.execute(feed.insert().values(id=1, seq=int(top or 0), epoch=secrets.token_hex(4)))
 
 
+def _dpop_key_bindings(conn: Connection) -> None:
+    """Issue #14, DPoP (RFC 9449): the thumbprint of the key a session's refresh tokens are bound
+    to (every refresh must prove it; NULL: not bound), and a client's
+    ``dpop_bound_access_tokens`` (RFC 9449 section 5.2: its token requests need a proof)."""
+    boolean = sa.Boolean().compile(dialect=conn.dialect)
+    conn.execute(sa.text("ALTER TABLE families ADD COLUMN dpop_jkt TEXT"))
+    conn.execute(sa.text(
+        f"ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens {boolean} NOT NULL DEFAULT "
+        + ("false" if conn.dialect.name == "postgresql" else "0")))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "expiry indexes and session client", _expiry_indexes_and_session_client),
@@ -229,6 +240,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "c_row macs and sealed grace successors", _c_row_macs_and_sealed_grace_successors),
     Migration(5, "d_ username keys and credential epochs", _d_username_keys_and_credential_epochs),
     Migration(6, "b_revocation feed order and one row per revocation", _b_revocation_feed_order),
+    Migration(7, "dpop key bindings", _dpop_key_bindings),
 )
 
 

@@ -62,6 +62,8 @@ clients = sa.Table(
     sa.Column("audience", sa.Text, nullable=True),
     sa.Column("jwks", sa.Text, nullable=True),
     sa.Column("jwks_url", sa.Text, nullable=True),
+    # migration 7: RFC 9449 section 5.2, its token requests must carry a DPoP proof
+    sa.Column("dpop_bound_access_tokens", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # migration 3: the jti of each accepted client assertion (RFC 7523), until it expires
@@ -94,6 +96,8 @@ families = sa.Table(
     sa.Column("grace_successor", sa.LargeBinary, nullable=True),
     sa.Column("grace_until", sa.Double, nullable=True, index=True),
     sa.Column("user_epoch", sa.Integer, nullable=True),  # migration 5: the user's epoch at login
+    # migration 7: RFC 7638 thumbprint of the DPoP key every refresh must prove (NULL: unbound)
+    sa.Column("dpop_jkt", sa.Text, nullable=True),
 )
 
 refresh_tokens = sa.Table(
