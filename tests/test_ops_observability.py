@@ -17,7 +17,6 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from jwtwarden.cli import main
 from jwtwarden.service.config import ConfigError, load_settings
@@ -234,13 +233,11 @@ async def test_readyz_is_503_while_the_deny_list_is_stale(tmp_path: Path) -> Non
 
 async def test_readyz_is_503_when_the_database_does_not_answer(tmp_path: Path) -> None:
     async with asgi_client(make_settings(tmp_path)) as (client, state):
-        healthy = state.db.engine
-        state.db.engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:9/none")
-        try:
-            response = await client.get("/readyz")
-        finally:
-            await state.db.engine.dispose()
-            state.db.engine = healthy
+        db_file = tmp_path / "data" / "jwtwarden.db"
+        await state.db.dispose()
+        db_file.rename(db_file.with_suffix(".gone"))
+        db_file.mkdir()  # a directory where the database was: nothing can open it
+        response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "unavailable", "denylist": "ok"}
 

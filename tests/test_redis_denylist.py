@@ -50,10 +50,14 @@ async def login(state: ServiceState) -> tuple[str, str]:
 
 
 async def is_refused(state: ServiceState, token: str) -> bool:
+    """Refused as revoked. Failing closed (the first command after Redis restarted may meet a
+    connection of before) is a refusal too, but not the one waited for: not yet."""
     try:
         await state.sessions.verify_access(token)
     except errors.Revoked:
         return True
+    except errors.RevocationUnavailable:
+        return False
     return False
 
 
