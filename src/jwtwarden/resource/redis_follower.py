@@ -61,6 +61,15 @@ class _Resync(Exception):
     """End this session and sync again from the start."""
 
 
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError when this task was asked to stop. redis-py's pubsub can swallow a
+    cancellation that arrives while it reads from a connection that broke (seen after Redis
+    restarted: the follower kept reading and stopping the service waited for it forever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class RedisFollower(RevocationFollower):
     """Keep a :class:`~jwtwarden.revocation.RevocationSet` equal to the deny list in Redis.
 
@@ -188,6 +197,7 @@ class RedisFollower(RevocationFollower):
                 with contextlib.suppress(Exception):
                     await client.aclose()
             self._settle()
+            _stop_if_cancelled()
             await asyncio.sleep(_RETRY[min(attempt, len(_RETRY) - 1)])
             attempt += 1
 
@@ -215,6 +225,7 @@ class RedisFollower(RevocationFollower):
             last_ping = self._monotonic()
             while True:
                 await self._receive(pubsub, timeout=0.25)
+                _stop_if_cancelled()
                 now = self._monotonic()
                 if self._resync:
                     raise _Resync("a resync was asked for")
