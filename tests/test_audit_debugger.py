@@ -35,6 +35,7 @@ from jwtwarden.audit.debugger import (
     debugger_routes,
     mount_debugger,
 )
+from jwtwarden.audit.inspect import format_duration
 from jwtwarden.audit.keysource import verification_keys
 from jwtwarden.jose.b64 import b64url_encode
 from jwtwarden.keys import AsymmetricKey, HMACKey, Key, KeySet
@@ -548,3 +549,61 @@ def test_the_page_verifier_fails_at_the_same_check_as_the_python_verifier(page: 
         "malformed", "bad_issuer", "bad_audience", "unsupported_header", "unknown_key",
         "alg_not_allowed", "token_too_large",
     }
+
+
+# ---- DPoP (RFC 9449): proofs decoded, bound tokens explained ----------------------------------
+
+
+def dpop_rows(page: Page) -> dict[str, str]:
+    page.locator("#dpop:not([hidden]) #dpop-body tr").first.wait_for()
+    rows = page.query_selector_all("#dpop-body tr")
+    return {str(r.get_attribute("data-field")): r.query_selector("td").inner_text() for r in rows}  # type: ignore[union-attr]
+
+
+def test_the_page_decodes_a_dpop_proof_and_shows_its_key_thumbprint(page: Page) -> None:
+    from jwtwarden.dpop import access_token_hash, create_proof
+
+    client = Key.generate("ES256")
+    access = issued(cnf={"jkt": client.thumbprint()})
+    proof = create_proof(client, "POST", "https://api.example.com/orders?page=2", access_token=access,
+                         nonce="n-1", clock=lambda: NOW - 30)
+    paste(page, proof)
+    page.wait_for_selector("#dpop[data-kind=proof] tr[data-field=jkt]")
+    page.wait_for_function("() => !document.querySelector('#dpop-body [data-field=jkt] td')"
+                           ".textContent.startsWith('(')")
+    rows = dpop_rows(page)
+    assert rows["htm"] == "POST" and rows["htu"] == "https://api.example.com/orders"
+    assert rows["ath"] == access_token_hash(access) and rows["nonce"] == "n-1"
+    assert rows["jkt"] == client.thumbprint()  # what the access token's cnf.jkt must equal
+    assert rows["iat"] == f"{int(NOW - 30)} ({format_duration(30)} ago)"
+    assert len(rows["jti"]) >= 16 and rows["alg"] == "ES256"
+    assert "private" not in rows
+    assert "not verified" in page.inner_text("#dpop-summary")
+    assert not recorder(page).problems
+
+
+def test_the_page_flags_a_proof_carrying_its_private_key(page: Page) -> None:
+    client = Key.generate("ES256")
+    jwk = client.to_jwk(private=True)
+    proof = sign(client, {"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk},
+                 {"jti": "j" * 22, "htm": "GET", "htu": "https://api.example.com/", "iat": int(NOW)})
+    paste(page, proof)
+    page.wait_for_selector("#dpop tr[data-field=private]")
+    assert "d" in dpop_rows(page)["private"]
+
+
+def test_the_page_explains_a_dpop_bound_token_and_nothing_for_a_plain_one(page: Page) -> None:
+    jkt = Key.generate("ES256").thumbprint()
+    paste(page, issued(cnf={"jkt": jkt}))
+    page.wait_for_selector("#dpop[data-kind=bound]")
+    assert dpop_rows(page) == {"cnf-jkt": jkt}
+    paste(page, issued())
+    assert page.locator("#dpop").is_hidden()
+
+
+def test_a_dpop_bound_token_verifies_in_the_page_as_with_inspect(page: Page) -> None:
+    text = issued(cnf={"jkt": Key.generate("ES256").thumbprint()})
+    paste(page, text)
+    assert verify_with_jwks(page) == "verified"
+    keys = keyset_for("ES256").public()
+    assert audit_token(text, now=NOW, keys=keys).verified

@@ -21,6 +21,7 @@ from jwtwarden.audit.inspect import (
     audit_token,
     format_duration,
 )
+from jwtwarden.audit.render import render_plain
 from jwtwarden.keys import HMACKey
 from jwtwarden.lint import Severity as LintSeverity
 from jwtwarden.testing import FakeClock
@@ -566,3 +567,48 @@ def test_signature_bytes_are_kept_for_the_report() -> None:
 def test_unpadded_standard_segments_are_decoded_like_the_verifier_does() -> None:
     text = f"{segment(ES)}.{b64(b'{}')}.{b64(b'x' * 64)}"
     assert audit(text).payload == {}
+
+
+# ----------------------------------------------------------------------------- DPoP-bound tokens
+
+
+JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+
+
+def test_a_short_lived_dpop_bound_token_has_no_findings_and_shows_its_jkt() -> None:
+    text = issued(cnf={"jkt": JKT})
+    report = audit(text)
+    assert codes(text) == [] and report.jkt == JKT
+    assert report.to_dict()["cnf"] == {"jkt": JKT}
+    assert f"DPoP-bound to the key with thumbprint {JKT}" in render_plain(report)
+    assert audit(issued()).to_dict()["cnf"] is None and "DPoP-bound" not in render_plain(audit(issued()))
+
+
+@pytest.mark.parametrize("claims", [
+    {"exp": int(NOW) + 3600},
+    {"iat": None, "nbf": int(NOW), "exp": int(NOW) + 901},
+    {"iat": None, "exp": int(NOW) + 86400},  # neither iat nor nbf: the time left
+])
+def test_a_long_lived_dpop_bound_token_gets_the_stable_dpop_finding(claims: dict[str, Any]) -> None:
+    text = token(ES, good_claims(cnf={"jkt": JKT}, **claims))
+    found = finding(text, "dpop_long_lived")
+    assert found.severity is Severity.LOW and found.part == "payload" and found.path == "/cnf/jkt"
+    assert "RFC 9449" in found.message and "nonce" in CATALOG["dpop_long_lived"].fix
+    assert "lifetime_too_long" in codes(text)  # the general finding stays
+    assert format_duration(_lifetime(claims)) in found.message
+
+
+def _lifetime(claims: dict[str, Any]) -> float:
+    start = claims.get("nbf", int(NOW)) if claims.get("iat", 0) is None else int(NOW)
+    return float(claims["exp"] - start)
+
+
+@pytest.mark.parametrize("cnf", [{"jkt": 5}, "jkt", {"jwk": {"kty": "EC"}}, {}])
+def test_no_dpop_finding_without_a_string_jkt(cnf: Any) -> None:
+    text = token(ES, good_claims(cnf=cnf, exp=int(NOW) + 86400))
+    assert "dpop_long_lived" not in codes(text) and audit(text).jkt is None
+
+
+def test_inspect_verifies_a_dpop_bound_token_with_its_keys() -> None:
+    report = audit(issued(cnf={"jkt": JKT}), keys=keyset_for("ES256").public())
+    assert report.verified, report.verification

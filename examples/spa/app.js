@@ -6,6 +6,7 @@ const config = await (await fetch("/config.json")).json();
 const client = createClient({
   serviceUrl: config.serviceUrl,
   apiOrigins: [new URL(config.apiUrl).origin], // the only other origin that may see the token
+  dpop: config.dpop, // serve.py --dpop: tokens bound to a key kept in IndexedDB (RFC 9449)
 });
 window.jwtwardenDemo = { client }; // for the console and the browser tests; a real app needn't
 

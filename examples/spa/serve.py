@@ -9,7 +9,11 @@ serves, in one process:
   are), under a strict Content-Security-Policy;
 - a resource server on http://localhost:8001 with ``GET /hello`` (``jwtwarden.resource``:
   keys from the service's JWKS, revocations from its feed) answering the token's ``sub``,
-  with CORS for the page's origin (the bearer token is the credential; no cookies).
+  with CORS for the page's origin (the bearer token is the credential; no cookies). It
+  accepts DPoP-bound tokens (RFC 9449) with proofs for its URL.
+
+``--dpop`` makes the page's SDK bind the tokens to a key it keeps in IndexedDB (``dpop: true``);
+``--dpop-nonce`` makes the resource server require its own DPoP nonces.
 
 The token service is ``jwtwarden serve`` on http://localhost:8000 in cookie mode; see
 ``examples/spa/README.md``. ``--help`` lists the options.
@@ -18,6 +22,7 @@ The token service is ``jwtwarden serve`` on http://localhost:8000 in cookie mode
 import argparse
 import asyncio
 import contextlib
+import secrets
 import signal
 import sys
 from collections.abc import Iterator
@@ -34,8 +39,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from jwtwarden import Claims
+from jwtwarden.dpop import DPoPNonces, DPoPVerifier
 from jwtwarden.resource.fastapi import require_token
-from jwtwarden.resource.server import ResourceServer
+from jwtwarden.resource.server import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, ResourceServer
 
 HERE = Path(__file__).resolve().parent
 SDK = HERE.parents[1] / "clients" / "js" / "src" / "index.js"
@@ -52,7 +58,7 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def page_app(service: str, api: str) -> Starlette:
+def page_app(service: str, api: str, dpop: bool = False) -> Starlette:
     """The static page. Its CSP allows scripts from itself and connections to the service and
     the API only: an injected script could not send a token anywhere else."""
     headers = {
@@ -71,15 +77,20 @@ def page_app(service: str, api: str) -> Starlette:
         return FileResponse(path, media_type=media_type, headers=headers)
 
     async def config(_request: Request) -> Response:
-        return JSONResponse({"serviceUrl": service, "apiUrl": api}, headers=headers)
+        return JSONResponse({"serviceUrl": service, "apiUrl": api, "dpop": dpop}, headers=headers)
 
     routes = [Route(path, static) for path in FILES] + [Route("/config.json", config)]
     return Starlette(routes=routes)
 
 
-def api_app(issuer: str, service: str, audience: str, page_origin: str) -> FastAPI:
-    """The resource server: examples/fastapi_resource.py, with CORS for the page."""
-    server = ResourceServer(f"{service}/.well-known/jwks.json", issuer=issuer, audience=audience)
+def api_app(issuer: str, service: str, audience: str, page_origin: str, api: str,
+            dpop_nonce: bool = False) -> FastAPI:
+    """The resource server: examples/fastapi_resource.py, with CORS for the page. DPoP proofs
+    are checked against ``api`` (where the browser reaches it), with nonces if asked."""
+    verifier = (DPoPVerifier(nonces=DPoPNonces(secrets.token_bytes(32)), require_nonce=True)
+                if dpop_nonce else None)
+    server = ResourceServer(f"{service}/.well-known/jwks.json", issuer=issuer, audience=audience,
+                            public_url=api, dpop_verifier=verifier)
     app = FastAPI(lifespan=server.lifespan)
 
     # (no `from __future__ import annotations` in this file: FastAPI reads this signature's
@@ -90,7 +101,7 @@ def api_app(issuer: str, service: str, audience: str, page_origin: str) -> FastA
 
     app.add_middleware(
         CORSMiddleware, allow_origins=[page_origin], allow_methods=["GET"],
-        allow_headers=["Authorization"], expose_headers=["WWW-Authenticate"],
+        allow_headers=list(CORS_ALLOW_HEADERS), expose_headers=list(CORS_EXPOSE_HEADERS),
     )
     return app
 
@@ -107,9 +118,10 @@ async def serve(args: argparse.Namespace) -> None:
     page = f"http://{args.public_host}:{args.port}"
     api = f"http://{args.public_host}:{args.api_port}"
     servers = [
-        _Server(uvicorn.Config(page_app(args.service, api), host=args.host, port=args.port,
+        _Server(uvicorn.Config(page_app(args.service, api, args.dpop), host=args.host, port=args.port,
                                lifespan="off", log_level=args.log_level)),
-        _Server(uvicorn.Config(api_app(args.issuer or args.service, args.service, args.audience, page),
+        _Server(uvicorn.Config(api_app(args.issuer or args.service, args.service, args.audience, page, api,
+                                       args.dpop_nonce),
                                host=args.host, port=args.api_port, log_level=args.log_level)),
     ]
     loop = asyncio.get_running_loop()
@@ -129,6 +141,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--port", type=int, default=5173, help="the page's port")
     parser.add_argument("--api-port", type=int, default=8001, help="the resource server's port")
+    parser.add_argument("--dpop", action="store_true",
+                        help="the page binds its tokens to a DPoP key (RFC 9449) kept in IndexedDB")
+    parser.add_argument("--dpop-nonce", action="store_true",
+                        help="the resource server requires DPoP nonces of its own")
     parser.add_argument("--log-level", default="warning")
     asyncio.run(serve(parser.parse_args()))
 

@@ -66,6 +66,14 @@ def _hand_written() -> Iterator[str]:
     )  # fmt: skip
     for changes in changes_list:
         yield token(ES, good_claims(**changes))
+    jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+    for cnf, lifetime in (({"jkt": jkt}, 900), ({"jkt": jkt}, 901), ({"jkt": jkt}, 86400),
+                          ({"jkt": 5}, 86400), ("jkt", 86400), ({"jwk": {"kty": "EC"}}, 86400),
+                          ({"jkt": ""}, 3600)):  # fmt: skip  (DPoP-bound tokens, RFC 9449)
+        yield token(ES, good_claims(cnf=cnf, exp=now + lifetime))
+    yield token(ES, good_claims(cnf={"jkt": jkt}, iat=None, exp=now + 7200))
+    yield token(ES, good_claims(cnf={"jkt": jkt}, iat=None, nbf=now, exp=now + 1000))
+    yield token(ES, good_claims(cnf={"jkt": jkt}, exp=None))
     yield token(ES, good_claims(), b"")
     yield token({"alg": "none"}, {"sub": "x"}, b"")
     # malformed, every way

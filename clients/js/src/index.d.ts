@@ -23,7 +23,8 @@ export type AuthErrorCode =
   | "misconfigured"
   /** `client.fetch` to an origin that is not the service's, the page's or in `apiOrigins`. */
   | "origin_not_allowed"
-  /** Web Locks, BroadcastChannel or fetch missing (Web Locks need https or localhost). */
+  /** Web Locks, BroadcastChannel or fetch missing (Web Locks need https or localhost); with
+   * `dpop: true`, WebCrypto or IndexedDB missing or failing. */
   | "unsupported";
 
 export class AuthError extends Error {
@@ -64,6 +65,12 @@ export interface LockManagerLike {
   request<T>(name: string, options: { mode: "exclusive" }, callback: () => Promise<T>): Promise<T>;
 }
 
+/** Where DPoP key pairs are kept (default: IndexedDB, database `jwtwarden-dpop`). */
+export interface DPoPKeyStore {
+  load(name: string): Promise<{ privateKey: CryptoKey; publicKey: CryptoKey } | undefined>;
+  save(name: string, pair: { privateKey: CryptoKey; publicKey: CryptoKey }): Promise<unknown>;
+}
+
 export interface ClientOptions {
   /** The token service, e.g. `https://auth.example.com` (https; http only on localhost). */
   serviceUrl: string;
@@ -78,6 +85,14 @@ export interface ClientOptions {
   requestTimeout?: number;
   /** How long a tab waits for another tab's freshly rotated tokens before rotating itself, in ms (default 3000). */
   handoverTimeout?: number;
+  /**
+   * DPoP (RFC 9449): bind the tokens to a non-extractable P-256 key made with WebCrypto and kept
+   * in IndexedDB, and send a fresh proof with every login, refresh and call with the token
+   * (`Authorization: DPoP`). Default false.
+   */
+  dpop?: boolean;
+  /** For tests: where the DPoP key is kept instead of IndexedDB. */
+  dpopKeyStore?: DPoPKeyStore;
   /** For tests: replacements of the browser's globals. */
   fetch?: typeof globalThis.fetch;
   locks?: LockManagerLike;
@@ -100,6 +115,12 @@ export class JwtwardenClient extends EventTarget {
   readonly lockName: string;
   /** Whether this tab holds a session. */
   readonly isAuthenticated: boolean;
+  /** Whether tokens are bound to this browser's DPoP key (`dpop: true`). */
+  readonly dpop: boolean;
+
+  /** The RFC 7638 thumbprint of the DPoP key (the `cnf.jkt` of bound tokens; the key is made
+   * if there is none yet), or null without `dpop: true`. */
+  getDPoPThumbprint(): Promise<string | null>;
 
   /** Restore the session on page load (another tab's tokens, or one refresh with the cookie). */
   start(): Promise<boolean>;
@@ -113,7 +134,8 @@ export class JwtwardenClient extends EventTarget {
   getAccessToken(): Promise<string>;
   /** Replace the current access token now. */
   refresh(): Promise<void>;
-  /** `fetch` with the bearer token: refreshes ahead of expiry, retries once after a 401. */
+  /** `fetch` with the access token (`Bearer`, or `DPoP` with a fresh proof, once more with the
+   * server's nonce when it asks): refreshes ahead of expiry, retries once after a 401. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /** Stop listening to the other tabs. */
   close(): void;

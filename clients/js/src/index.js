@@ -21,12 +21,23 @@
  * revoked, expired, logout in any tab) is announced to every tab, and each tab dispatches
  * exactly one `sessionended` event.
  *
+ * DPoP (RFC 9449), opt-in with `dpop: true`: the tokens are bound to a key pair the SDK makes
+ * with WebCrypto (P-256, the private key non-extractable: no script can read it, only use it)
+ * and keeps in IndexedDB (a CryptoKey is stored as an object, never as key material), one per
+ * service. Every request with the token, and every login and refresh, carries a fresh proof
+ * (`DPoP` header) signed with it; a stolen access token or refresh cookie is useless without it.
+ *
  * No runtime dependencies; ES2022; TypeScript types in index.d.ts.
  */
 
 const REFRESH_MARGIN = 60; // seconds before expiry at which the access token is refreshed
 const REQUEST_TIMEOUT = 10_000; // ms, for the SDK's own calls to the service
 const HANDOVER_TIMEOUT = 3_000; // ms to wait for another tab's rotated tokens before rotating
+const DPOP_DB = "jwtwarden-dpop"; // IndexedDB database of DPoP keys, one per service origin
+const DPOP_STORE = "keys";
+const DPOP_KEY = { name: "ECDSA", namedCurve: "P-256" };
+const DPOP_SIGN = { name: "ECDSA", hash: "SHA-256" };
+const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]{1,512}$/; // RFC 9449 section 8.1: NQCHAR
 const ENDING_REASONS = new Set([
   "invalid_refresh_token", "refresh_reused", "refresh_expired", "refresh_revoked", "family_too_old",
 ]);
@@ -47,6 +58,81 @@ export class AuthError extends Error {
     this.retryAfter = details.retryAfter;
   }
 }
+
+// ---- DPoP ---------------------------------------------------------------------------------
+
+function b64url(bytes) {
+  const array = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let text = "";
+  for (const byte of array) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+const utf8 = (text) => new TextEncoder().encode(text);
+
+async function sha256(text) {
+  return b64url(await crypto.subtle.digest("SHA-256", utf8(text)));
+}
+
+/** DPoP keys in IndexedDB: `{privateKey, publicKey}` CryptoKey objects under the service's
+ * origin. The private key is non-extractable, so what is stored cannot be exported either. */
+function indexedDBKeyStore(factory) {
+  const open = () => new Promise((resolve, reject) => {
+    const request = factory.open(DPOP_DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(DPOP_STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const run = async (mode, action) => {
+    const db = await open();
+    try {
+      return await new Promise((resolve, reject) => {
+        const transaction = db.transaction(DPOP_STORE, mode);
+        const request = action(transaction.objectStore(DPOP_STORE));
+        transaction.oncomplete = () => resolve(request.result);
+        transaction.onerror = () => reject(transaction.error);
+        transaction.onabort = () => reject(transaction.error);
+      });
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    load: (name) => run("readonly", (store) => store.get(name)),
+    save: (name, pair) => run("readwrite", (store) => store.put(pair, name)),
+  };
+}
+
+/** What a proof needs of a key pair: the private key, the header segment (with the public
+ * JWK) and the RFC 7638 thumbprint. */
+async function dpopKey(pair) {
+  const { crv, kty, x, y } = await crypto.subtle.exportKey("jwk", pair.publicKey);
+  const jwk = { crv, kty, x, y }; // the required members, in lexicographic order (RFC 7638)
+  return {
+    privateKey: pair.privateKey,
+    jkt: await sha256(JSON.stringify(jwk)),
+    header: b64url(utf8(JSON.stringify({ typ: "dpop+jwt", alg: "ES256", jwk }))),
+  };
+}
+
+/** Whether an answer asks for a (new) server nonce: 400 `use_dpop_nonce` from a token
+ * endpoint, 401 with `error="use_dpop_nonce"` from a resource server (RFC 9449 sections 8, 9). */
+async function nonceRequested(response) {
+  if (!response.headers.get("DPoP-Nonce")) return false;
+  if (response.status === 401) {
+    return /error="use_dpop_nonce"/.test(response.headers.get("WWW-Authenticate") ?? "");
+  }
+  if (response.status === 400) return (await jsonBody(response.clone())).error === "use_dpop_nonce";
+  return false;
+}
+
+function withHeaders(request, headers) {
+  const merged = new Headers(request.headers);
+  for (const [name, value] of Object.entries(headers)) merged.set(name, value);
+  return new Request(request, { headers: merged });
+}
+
+// ---- the client -------------------------------------------------------------------------------
 
 function isLoopback(hostname) {
   return hostname === "localhost" || hostname.endsWith(".localhost") || hostname === "[::1]"
@@ -77,7 +163,8 @@ async function jsonBody(response) {
 
 function validState(message) {
   return typeof message.accessToken === "string" && typeof message.csrfToken === "string"
-    && Number.isFinite(message.expiresAt) && Number.isFinite(message.issuedAt);
+    && Number.isFinite(message.expiresAt) && Number.isFinite(message.issuedAt)
+    && (message.tokenType === "Bearer" || message.tokenType === "DPoP");
 }
 
 /**
@@ -99,7 +186,8 @@ export class JwtwardenClient extends EventTarget {
   #timeout;
   #handoverTimeout;
   #lockName;
-  #state = null; // {accessToken, expiresAt, csrfToken, issuedAt}: memory only
+  #state = null; // {accessToken, expiresAt, csrfToken, issuedAt, tokenType}: memory only
+  #dpop = null; // {store, key: Promise of the key, nonces: origin -> nonce}, with `dpop: true`
   #endedAt = 0;
   #inflight = null;
   #started = null;
@@ -135,6 +223,15 @@ export class JwtwardenClient extends EventTarget {
     this.#timeout = opts.requestTimeout ?? REQUEST_TIMEOUT;
     this.#handoverTimeout = opts.handoverTimeout ?? HANDOVER_TIMEOUT;
     this.#lockName = `jwtwarden-refresh ${this.#service}`;
+    if (opts.dpop) {
+      if (!globalThis.crypto?.subtle) {
+        throw new AuthError("unsupported", "WebCrypto is unavailable (it needs a secure context)");
+      }
+      const store = opts.dpopKeyStore
+        ?? (globalThis.indexedDB ? indexedDBKeyStore(globalThis.indexedDB) : null);
+      if (!store) throw new AuthError("unsupported", "IndexedDB is unavailable for the DPoP key");
+      this.#dpop = { store, key: null, nonces: new Map() };
+    }
     this.#channel = new Channel(`jwtwarden ${this.#service}`);
     this.#channel.onmessage = (event) => this.#onMessage(event.data);
   }
@@ -142,6 +239,17 @@ export class JwtwardenClient extends EventTarget {
   /** The Web Lock every tab takes to refresh, log in or log out. */
   get lockName() {
     return this.#lockName;
+  }
+
+  /** Whether tokens are bound to this browser's DPoP key (`dpop: true`). */
+  get dpop() {
+    return this.#dpop !== null;
+  }
+
+  /** The RFC 7638 thumbprint of the DPoP key (the `cnf.jkt` of bound tokens), or null
+   * without `dpop: true`. Creates the key if there is none yet. */
+  async getDPoPThumbprint() {
+    return this.#dpop ? (await this.#dpopKey()).jkt : null;
   }
 
   /** Whether this tab holds a session (an access token in memory). */
@@ -171,7 +279,7 @@ export class JwtwardenClient extends EventTarget {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ username, password }),
-      });
+      }, {});
       if (response.ok) {
         this.#accept(await jsonBody(response));
         return;
@@ -193,11 +301,10 @@ export class JwtwardenClient extends EventTarget {
       try {
         const csrf = await this.#currentCsrf();
         const headers = csrf ? { "X-CSRF-Token": csrf } : {};
-        const bearer = state && state.expiresAt > this.#now() ? state.accessToken : null;
+        const bearer = state && state.expiresAt > this.#now() ? state : null;
         if (bearer || csrf) {
-          let response = await this.#call("/v1/auth/logout", {
-            method: "POST", headers: bearer ? { ...headers, Authorization: `Bearer ${bearer}` } : headers,
-          });
+          let response = bearer ? await this.#callWith(bearer, "/v1/auth/logout", { method: "POST", headers })
+            : await this.#call("/v1/auth/logout", { method: "POST", headers });
           if (response.status === 401 && bearer && csrf) {
             // the access token is no longer accepted: the cookie and the CSRF token suffice
             response = await this.#call("/v1/auth/logout", { method: "POST", headers });
@@ -219,9 +326,8 @@ export class JwtwardenClient extends EventTarget {
     await this.#locked(async () => {
       for (let attempt = 0; ; attempt++) {
         const csrf = await this.#currentCsrf();
-        const headers = { Authorization: `Bearer ${state.accessToken}` };
-        if (csrf) headers["X-CSRF-Token"] = csrf;
-        const response = await this.#call("/v1/auth/logout-all", { method: "POST", headers });
+        const headers = csrf ? { "X-CSRF-Token": csrf } : {};
+        const response = await this.#callWith(state, "/v1/auth/logout-all", { method: "POST", headers });
         if (response.ok) break;
         if (response.status === 401 && attempt === 0) {
           state = await this.#refreshLocked(state);
@@ -248,8 +354,9 @@ export class JwtwardenClient extends EventTarget {
   }
 
   /**
-   * `fetch` with `Authorization: Bearer <access token>`: refreshes ahead of expiry, and on a
-   * 401 refreshes and retries once. Only for the service's origin, the page's origin and
+   * `fetch` with `Authorization: Bearer <access token>` (with `dpop: true`: `Authorization:
+   * DPoP <access token>` and a fresh `DPoP` proof, retried once with the server's nonce when it
+   * asks for one): refreshes ahead of expiry, and on a 401 refreshes and retries once. Only for the service's origin, the page's origin and
    * `apiOrigins` (the token is never sent anywhere else). Cookies are not sent unless
    * `init.credentials` says so: the bearer token is the credential.
    */
@@ -262,11 +369,11 @@ export class JwtwardenClient extends EventTarget {
     }
     const state = await this.#fresh();
     if (!state) throw new AuthError("login_required", "no session");
-    const response = await this.#fetch(this.#withToken(request.clone(), state.accessToken));
+    const response = await this.#send(request, state);
     if (response.status !== 401) return response;
     const renewed = await this.#refreshOnce(state);
     if (!renewed) throw new AuthError("login_required", "the session has ended");
-    return this.#fetch(this.#withToken(request, renewed.accessToken));
+    return this.#send(request, renewed);
   }
 
   /** Stop listening to the other tabs (the session itself is untouched). */
@@ -277,10 +384,66 @@ export class JwtwardenClient extends EventTarget {
 
   // ---- internals ------------------------------------------------------------------------
 
-  #withToken(request, token) {
-    const headers = new Headers(request.headers);
-    headers.set("Authorization", `Bearer ${token}`);
-    return new Request(request, { headers });
+  /** `request` (a copy of it) with the token of `state`, and a proof for a DPoP token. */
+  #send(request, state) {
+    if (state.tokenType === "DPoP" && this.#dpop) {
+      return this.#withProof(request.method, request.url, state.accessToken,
+        (headers) => this.#fetch(withHeaders(request.clone(), headers)));
+    }
+    return this.#fetch(withHeaders(request.clone(), { Authorization: `Bearer ${state.accessToken}` }));
+  }
+
+  /** The DPoP key pair of this service: loaded from IndexedDB, or made and stored there (under
+   * a Web Lock, so that the tabs of the origin make one). */
+  #dpopKey() {
+    const dpop = this.#dpop;
+    if (!dpop.key) {
+      dpop.key = this.#locks.request(`jwtwarden-dpop ${this.#service}`, { mode: "exclusive" }, async () => {
+        let pair = await dpop.store.load(this.#service);
+        if (!pair?.privateKey || !pair?.publicKey) {
+          // non-extractable: the private key can sign, and never be read, not even by this SDK
+          pair = await crypto.subtle.generateKey(DPOP_KEY, false, ["sign"]);
+          await dpop.store.save(this.#service, { privateKey: pair.privateKey, publicKey: pair.publicKey });
+        }
+        return dpopKey(pair);
+      }).catch((error) => {
+        dpop.key = null;
+        throw new AuthError("unsupported", `no DPoP key: ${error?.message ?? error}`, { cause: error });
+      });
+    }
+    return dpop.key;
+  }
+
+  /** A fresh proof (RFC 9449 section 4.2) for one request: a random `jti`, `iat` now, `htm`,
+   * `htu` without query and fragment, the origin's last nonce, and `ath` with a token. */
+  async #proof(method, url, accessToken) {
+    const key = await this.#dpopKey();
+    const target = new URL(url);
+    const claims = {
+      jti: b64url(crypto.getRandomValues(new Uint8Array(16))),
+      htm: method,
+      htu: `${target.origin}${target.pathname}`,
+      iat: Math.floor(this.#now() / 1000),
+    };
+    const nonce = this.#dpop.nonces.get(target.origin);
+    if (nonce) claims.nonce = nonce;
+    if (accessToken !== undefined) claims.ath = await sha256(accessToken);
+    const input = `${key.header}.${b64url(utf8(JSON.stringify(claims)))}`;
+    return `${input}.${b64url(await crypto.subtle.sign(DPOP_SIGN, key.privateKey, utf8(input)))}`;
+  }
+
+  /** `send(headers)` with a fresh proof (and `Authorization: DPoP` with a token); once more
+   * with a new proof when the server asks for a nonce. Every `DPoP-Nonce` is kept per origin. */
+  async #withProof(method, url, accessToken, send) {
+    const origin = new URL(url).origin;
+    for (let attempt = 0; ; attempt++) {
+      const headers = { DPoP: await this.#proof(method, url, accessToken) };
+      if (accessToken !== undefined) headers.Authorization = `DPoP ${accessToken}`;
+      const response = await send(headers);
+      const nonce = response.headers.get("DPoP-Nonce");
+      if (nonce && NONCE.test(nonce)) this.#dpop.nonces.set(origin, nonce);
+      if (attempt > 0 || !(await nonceRequested(response))) return response;
+    }
   }
 
   async #fresh() {
@@ -338,7 +501,7 @@ export class JwtwardenClient extends EventTarget {
   async #rotate(csrf) {
     const response = await this.#call("/v1/auth/refresh", {
       method: "POST", headers: { "X-CSRF-Token": csrf },
-    });
+    }, {});
     const body = await jsonBody(response);
     if (response.ok) return this.#accept(body);
     if (response.status === 400) {
@@ -361,20 +524,34 @@ export class JwtwardenClient extends EventTarget {
     throw this.#failure(response, body);
   }
 
-  async #call(path, init) {
-    try {
-      return await this.#fetch(new URL(path, this.#service), {
-        ...init,
-        credentials: "include", // the refresh and CSRF cookies of the service
-        mode: "cors",
-        cache: "no-store",
-        redirect: "error",
-        signal: AbortSignal.timeout(this.#timeout),
-      });
-    } catch (error) {
-      throw new AuthError("network", `cannot reach the token service: ${error?.message ?? error}`,
-        { cause: error });
-    }
+  /** A call to the service. `proof` (with `dpop: true`): send a DPoP proof, for `proof.token`
+   * when given (as `Authorization: DPoP`). */
+  async #call(path, init, proof = null) {
+    const url = new URL(path, this.#service);
+    const send = async (headers) => {
+      try {
+        return await this.#fetch(url, {
+          ...init,
+          headers: { ...init.headers, ...headers },
+          credentials: "include", // the refresh and CSRF cookies of the service
+          mode: "cors",
+          cache: "no-store",
+          redirect: "error",
+          signal: AbortSignal.timeout(this.#timeout),
+        });
+      } catch (error) {
+        throw new AuthError("network", `cannot reach the token service: ${error?.message ?? error}`,
+          { cause: error });
+      }
+    };
+    if (proof === null || !this.#dpop) return send({});
+    return this.#withProof(init.method, url, proof.token, send);
+  }
+
+  /** A call to the service with the access token of `state`. */
+  #callWith(state, path, init) {
+    if (state.tokenType === "DPoP" && this.#dpop) return this.#call(path, init, { token: state.accessToken });
+    return this.#call(path, { ...init, headers: { ...init.headers, Authorization: `Bearer ${state.accessToken}` } });
   }
 
   #failure(response, body) {
@@ -404,6 +581,7 @@ export class JwtwardenClient extends EventTarget {
       accessToken: body.access_token,
       expiresAt: now + 1000 * body.expires_in,
       csrfToken: body.csrf_token,
+      tokenType: body.token_type === "DPoP" ? "DPoP" : "Bearer",
       issuedAt: Math.max(now, (this.#state?.issuedAt ?? 0) + 1, this.#endedAt + 1),
     };
     this.#adopt(state);
@@ -439,8 +617,8 @@ export class JwtwardenClient extends EventTarget {
     if (message.type === "hello") {
       if (this.#state) this.#post({ type: "state", ...this.#state });
     } else if (message.type === "state" && validState(message)) {
-      const { accessToken, expiresAt, csrfToken, issuedAt } = message;
-      this.#adopt({ accessToken, expiresAt, csrfToken, issuedAt });
+      const { accessToken, expiresAt, csrfToken, issuedAt, tokenType } = message;
+      this.#adopt({ accessToken, expiresAt, csrfToken, issuedAt, tokenType });
     } else if (message.type === "ended" && typeof message.reason === "string"
                && Number.isFinite(message.at)) {
       this.#endOn(message.reason, message.at);

@@ -15,6 +15,78 @@ const json = (status, body, headers = {}) =>
   new Response(body === null ? null : JSON.stringify(body),
     { status, headers: { "Content-Type": "application/json", ...headers } });
 
+const b64 = (bytes) => Buffer.from(bytes).toString("base64url");
+const unb64 = (text) => new Uint8Array(Buffer.from(text, "base64url"));
+
+/** RFC 7638 thumbprint of a P-256 public JWK. */
+export async function thumbprint(jwk) {
+  const canonical = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y });
+  return b64(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical)));
+}
+
+/** base64url SHA-256 of an access token (`ath`). */
+export async function tokenHash(token) {
+  return b64(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
+}
+
+/** Decode a proof without checking it: {header, claims, signature, input}. */
+export function decodeProof(proof) {
+  const [header, claims, signature, ...rest] = proof.split(".");
+  assert(rest.length === 0 && signature, "a compact JWS");
+  const parse = (segment) => JSON.parse(new TextDecoder().decode(unb64(segment)));
+  return { header: parse(header), claims: parse(claims), signature: unb64(signature), input: `${header}.${claims}` };
+}
+
+function assert(condition, what) {
+  if (!condition) throw new Error(`bad DPoP proof: ${what}`);
+}
+
+/**
+ * Check a DPoP proof the way jwtwarden does (RFC 9449 section 4.3): typ, alg ES256, a public
+ * P-256 jwk, the signature, htm, htu, iat within 60 s, a jti never seen, ath, nonce. Returns
+ * the key's thumbprint; throws on anything wrong.
+ */
+export async function checkProof(proof, { method, url, token, now, seen, nonce }) {
+  const { header, claims, signature, input } = decodeProof(proof);
+  assert(header.typ === "dpop+jwt" && header.alg === "ES256", "typ/alg");
+  assert(Object.keys(header).sort().join() === "alg,jwk,typ", "header members");
+  const { jwk } = header;
+  assert(jwk.kty === "EC" && jwk.crv === "P-256" && !("d" in jwk), "jwk");
+  const key = await crypto.subtle.importKey("jwk", { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y },
+    { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+  assert(await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, signature,
+    new TextEncoder().encode(input)), "signature");
+  const target = new URL(url);
+  assert(claims.htm === method, "htm");
+  assert(claims.htu === `${target.origin}${target.pathname}`, "htu");
+  assert(Number.isInteger(claims.iat) && Math.abs(now() / 1000 - claims.iat) <= 60, "iat");
+  assert(typeof claims.jti === "string" && claims.jti.length >= 16 && !seen.has(claims.jti), "jti");
+  seen.add(claims.jti);
+  if (token === undefined) assert(!("ath" in claims), "no ath without a token");
+  else assert(claims.ath === await tokenHash(token), "ath");
+  if (nonce !== undefined) assert(claims.nonce === nonce, "use_dpop_nonce");
+  return thumbprint(jwk);
+}
+
+/** A DPoP key store in memory, in place of IndexedDB. */
+export class MemoryKeyStore {
+  constructor() {
+    this.keys = new Map();
+    this.loads = 0;
+    this.saves = 0;
+  }
+
+  async load(name) {
+    this.loads += 1;
+    return this.keys.get(name);
+  }
+
+  async save(name, pair) {
+    this.saves += 1;
+    this.keys.set(name, pair);
+  }
+}
+
 /** One token service, and one browser profile's cookie jar for it. */
 export class FakeService {
   constructor({ now = () => Date.now(), lifetime = 900 } = {}) {
@@ -30,6 +102,9 @@ export class FakeService {
     this.gate = null; // a promise every request waits for, when set
     this.down = false; // every request fails as a network error
     this.bodyRefreshToken = false; // answer like a service that is not in cookie mode
+    this.nonces = { [SERVICE]: null, [API]: null }; // a DPoP nonce required per origin, when set
+    this.seen = new Set(); // DPoP jtis
+    this.proofs = []; // {origin, path, proof, refused} of every request with a DPoP header
     this.fetch = this.fetch.bind(this);
   }
 
@@ -43,17 +118,41 @@ export class FakeService {
 
   // ---- the service --------------------------------------------------------------------
 
+  /** The thumbprint of the request's valid proof, null without one, or a refusal (Response). */
+  async #proof(request, token) {
+    const proof = request.headers.get("DPoP");
+    if (proof === null) return null;
+    const url = new URL(request.url);
+    const record = { origin: url.origin, path: url.pathname, proof, refused: null };
+    this.proofs.push(record);
+    const nonce = this.nonces[url.origin] ?? undefined;
+    try {
+      return await checkProof(proof, { method: request.method, url: request.url, token,
+        now: this.now, seen: this.seen, nonce });
+    } catch (error) {
+      record.refused = error.message;
+      const dpopNonce = nonce && { "DPoP-Nonce": nonce };
+      if (url.origin === API) {
+        const code = error.message.endsWith("use_dpop_nonce") ? "use_dpop_nonce" : "invalid_dpop_proof";
+        return json(401, { error: code }, { "WWW-Authenticate": `DPoP error="${code}"`, ...dpopNonce });
+      }
+      if (error.message.endsWith("use_dpop_nonce")) return json(400, { error: "use_dpop_nonce" }, dpopNonce);
+      return json(400, { error: "invalid_dpop_proof", error_description: error.message });
+    }
+  }
+
   #pair(familyId) {
     const family = this.families.get(familyId);
     const refresh = fresh("jwr_");
     family.current = refresh;
     this.tokens.set(refresh, familyId);
     const access = fresh("at_");
-    this.access.set(access, { family: familyId, exp: this.now() + 1000 * this.lifetime, user: family.user });
+    this.access.set(access, { family: familyId, exp: this.now() + 1000 * this.lifetime, user: family.user,
+      jkt: family.jkt });
     const csrf = fresh("csrf_");
     this.csrf.set(csrf, familyId);
     this.jar = { refresh, csrf };
-    const body = { access_token: access, token_type: "Bearer", expires_in: this.lifetime,
+    const body = { access_token: access, token_type: family.jkt ? "DPoP" : "Bearer", expires_in: this.lifetime,
       refresh_expires_in: 604800, csrf_token: csrf };
     if (this.bodyRefreshToken) body.refresh_token = refresh;
     return json(200, body);
@@ -71,10 +170,17 @@ export class FakeService {
     return header && header === cookies.csrf && this.csrf.get(header) === familyId;
   }
 
-  #bearer(request) {
-    const header = request.headers.get("Authorization") ?? "";
-    const token = this.access.get(header.replace(/^Bearer /, ""));
-    return token && !token.revoked && token.exp > this.now() ? token : null;
+  /** The access token of the request, if valid: a DPoP-bound one only as `DPoP` with a proof
+   * of its key, an unbound one only as `Bearer`. */
+  async #bearer(request) {
+    const [scheme, value] = (request.headers.get("Authorization") ?? "").split(" ");
+    const token = this.access.get(value);
+    if (!token || token.revoked || token.exp <= this.now()) return null;
+    if (!token.jkt) return scheme === "Bearer" ? token : null;
+    if (scheme !== "DPoP") return null;
+    const jkt = await this.#proof(request, value);
+    if (jkt instanceof Response) return jkt;
+    return jkt === token.jkt ? token : null;
   }
 
   async fetch(input, init) {
@@ -88,7 +194,9 @@ export class FakeService {
     if (this.gate) await this.gate;
     await new Promise((resolve) => setImmediate(resolve)); // answers arrive in a later task
     if (url.origin === API) {
-      return this.#bearer(request) ? json(200, { sub: "alice" })
+      const token = await this.#bearer(request);
+      if (token instanceof Response) return token;
+      return token ? json(200, { sub: "alice" }, this.nonces[API] ? { "DPoP-Nonce": this.nonces[API] } : {})
         : json(401, { error: "invalid_token" }, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
     }
     const route = `${request.method} ${url.pathname}`;
@@ -98,8 +206,10 @@ export class FakeService {
         return json(400, { error: "invalid_grant", error_description: "invalid username or password",
           reason: "invalid_credentials" });
       }
+      const jkt = await this.#proof(request);
+      if (jkt instanceof Response) return jkt;
       const id = fresh("fam_");
-      this.families.set(id, { user: username, current: null, used: new Set(), revoked: null, generation: 0 });
+      this.families.set(id, { user: username, current: null, used: new Set(), revoked: null, generation: 0, jkt });
       return this.#pair(id);
     }
     if (route === "GET /v1/auth/csrf") {
@@ -117,6 +227,11 @@ export class FakeService {
         return json(403, { error: "access_denied", error_description: "csrf", reason: "csrf" });
       }
       const family = this.families.get(familyId);
+      const jkt = await this.#proof(request);
+      if (jkt instanceof Response) return jkt;
+      if (family.jkt && jkt !== family.jkt) {
+        return json(400, { error: "invalid_dpop_proof", error_description: "not the session's key" });
+      }
       const fail = (reason) => {
         this.jar = {};
         return json(400, { error: "invalid_grant", error_description: reason, reason });
@@ -131,7 +246,8 @@ export class FakeService {
       return this.#pair(familyId);
     }
     if (route === "POST /v1/auth/logout") {
-      const bearer = this.#bearer(request);
+      const bearer = await this.#bearer(request);
+      if (bearer instanceof Response) return bearer;
       const familyId = cookies.refresh && this.tokens.get(cookies.refresh);
       if (request.headers.get("Authorization") && !bearer) return json(401, { error: "invalid_token" });
       if (!bearer && !this.#csrfOk(request, cookies, familyId)) return json(403, { reason: "csrf" });
@@ -141,7 +257,8 @@ export class FakeService {
       return new Response(null, { status: 204 });
     }
     if (route === "POST /v1/auth/logout-all") {
-      const bearer = this.#bearer(request);
+      const bearer = await this.#bearer(request);
+      if (bearer instanceof Response) return bearer;
       if (!bearer) return json(401, { error: "invalid_token" });
       if (request.headers.get("X-CSRF-Token") !== null && !this.#csrfOk(request, cookies, bearer.family)) {
         return json(403, { reason: "csrf" });

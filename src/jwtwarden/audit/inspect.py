@@ -32,6 +32,8 @@ JavaScript engine reports exactly the same codes, paths and messages)::
     claim_type           MEDIUM    payload    a registered claim of the wrong JSON type
     exp_missing          HIGH      payload    no exp
     lifetime_too_long    MEDIUM    payload    valid for more than 15 minutes
+    dpop_long_lived      LOW       payload    DPoP-bound (cnf.jkt) and valid for more than 15
+                                              minutes: pre-generated proofs (RFC 9449 11.2)
     expired              INFO      payload    exp is in the past
     not_yet_valid        INFO      payload    nbf is in the future
     iat_in_future        LOW       payload    iat is in the future
@@ -96,6 +98,7 @@ __all__ = [
     "TimeClaim",
     "Verification",
     "audit_token",
+    "dpop_jkt",
     "format_duration",
 ]
 
@@ -201,6 +204,10 @@ CATALOG: Mapping[str, CodeSpec] = MappingProxyType({
     "lifetime_too_long": CodeSpec(Severity.MEDIUM,
         "Issue access tokens for 15 minutes at most and keep sessions alive with rotated "
         "refresh tokens."),
+    "dpop_long_lived": CodeSpec(Severity.LOW,
+        "Keep DPoP-bound tokens short-lived too (15 minutes at most), and require server "
+        "nonces in proofs (JWTWARDEN_DPOP_NONCE=1) so that proofs cannot be made in advance "
+        "by a script that briefly ran in the client (RFC 9449 sections 8 and 11.2)."),
     "expired": CodeSpec(Severity.INFO,
         "Nothing to fix in the token: get a fresh one (refresh)."),
     "not_yet_valid": CodeSpec(Severity.INFO,
@@ -350,6 +357,11 @@ class Report:
         return self.verification is not None and self.verification.verified
 
     @property
+    def jkt(self) -> str | None:
+        """The DPoP key thumbprint the token is bound to (``cnf.jkt``), as written."""
+        return dpop_jkt(self.payload)
+
+    @property
     def alg(self) -> str | None:
         """The header's ``alg`` when it is a string (as written: nothing is trusted)."""
         alg = self.header.get("alg") if self.header is not None else None
@@ -389,6 +401,7 @@ class Report:
                 t.name: {"value": t.value, "date": t.iso, "relative_seconds": t.relative}
                 for t in self.times
             },
+            "cnf": {"jkt": self.jkt} if self.jkt is not None else None,
             "findings": [f.to_dict() for f in self.findings],
             "worst": worst.label if worst is not None else None,
             "verification": self.verification.to_dict() if self.verification else None,
@@ -748,8 +761,8 @@ def _check_payload(payload: dict[str, Any], now: float, out: _Collector) -> None
     elif _is_number(exp):
         expires = _num(exp)
         start_name = "iat" if _is_number(iat) else "nbf" if _is_number(nbf) else None
+        lifetime = expires - _num(payload[start_name]) if start_name is not None else expires - now
         if start_name is not None:
-            lifetime = expires - _num(payload[start_name])
             if lifetime > MAX_LIFETIME:
                 out.add(
                     "lifetime_too_long", "payload", "/exp",
@@ -761,6 +774,13 @@ def _check_payload(payload: dict[str, Any], now: float, out: _Collector) -> None
                 "lifetime_too_long", "payload", "/exp",
                 f"the token has no iat or nbf and is valid for {format_duration(expires - now)} "
                 "more, more than 15 minutes",
+            )  # fmt: skip
+        if dpop_jkt(payload) is not None and lifetime > MAX_LIFETIME:
+            out.add(
+                "dpop_long_lived", "payload", "/cnf/jkt",
+                f"the token is DPoP-bound and valid for {format_duration(lifetime)}: proofs made "
+                "in advance by a script that briefly ran in the client work as long, unless the "
+                "servers require nonces (RFC 9449 section 11.2)",
             )  # fmt: skip
         if expires <= now:
             out.add("expired", "payload", "/exp", f"the token expired {format_duration(now - expires)} ago")
@@ -779,6 +799,13 @@ def _check_payload(payload: dict[str, Any], now: float, out: _Collector) -> None
         out.add("jti_missing", "payload", "/jti", "the token has no jti: it cannot be revoked on its own")
     for lint in lint_claims(payload):
         out.findings.append(Finding(lint.code, Severity(int(lint.severity)), "payload", lint.path, lint.message))
+
+
+def dpop_jkt(payload: Mapping[str, Any] | None) -> str | None:
+    """The ``cnf.jkt`` of a DPoP-bound token (RFC 9449 section 6), if it has one."""
+    cnf = payload.get("cnf") if payload is not None else None
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    return jkt if isinstance(jkt, str) else None
 
 
 def _times(payload: dict[str, Any] | None, now: float) -> tuple[TimeClaim, ...]:
@@ -849,6 +876,9 @@ def _verify(
         typ=typ,
         leeway=leeway,
         clock=lambda: now,
+        # inspecting grants nothing: a bound token's signature and claims are checked here;
+        # whether a proof of its key came with it is the resource server's business
+        unsafe_allow_cnf=True,
     )
     kid = alg = None
     try:

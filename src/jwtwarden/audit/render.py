@@ -91,6 +91,14 @@ def _time_line(claim: TimeClaim) -> tuple[str, str, str]:
     return claim.name, claim.iso or "out of range", relative(claim.relative)
 
 
+def binding(report: Report) -> str | None:
+    """What a DPoP-bound token (``cnf.jkt``) is bound to, in one sentence."""
+    if report.jkt is None:
+        return None
+    return (f"DPoP-bound to the key with thumbprint {safe(report.jkt)} (cnf.jkt, RFC 9449): only "
+            "valid with a fresh proof signed by that key, as Authorization: DPoP")
+
+
 def render_plain(report: Report, *, show_secrets: bool = False) -> str:
     """The report as plain text (no colour, no box drawing), for pipes and logs."""
     lines = [banner(report)[1], ""]
@@ -104,6 +112,9 @@ def render_plain(report: Report, *, show_secrets: bool = False) -> str:
         lines.append("")
     if report.signature is not None:
         lines += [f"Signature: {safe(report.alg or '?')}, {len(report.signature)} bytes", ""]
+    bound = binding(report)
+    if bound is not None:
+        lines += [f"Bound: {bound}", ""]
     if report.times:
         lines.append("Times (UTC):")
         lines += [f"  {n:<4} {d:<21} ({r})" for n, d, r in map(_time_line, report.times)]
@@ -145,6 +156,9 @@ def render_rich(report: Report, console: Console, *, show_secrets: bool = False)
                 border_style="cyan",
             )
         )
+    bound = binding(report)
+    if bound is not None:
+        parts.append(Panel(Text(bound), title="Bound (cnf)", title_align="left", border_style="green"))
     if parts:
         console.print(Group(*parts))
     if report.times:

@@ -13,6 +13,7 @@ import httpx
 
 from jwtwarden.cli._common import read_token
 from jwtwarden.scan.attacks import AttackCase, derive_attacks, select
+from jwtwarden.scan.dpop import dpop_cases
 from jwtwarden.scan.errors import CalibrationFailed, ScanError, ScanInputError
 from jwtwarden.scan.keys import SigningKey, load_signing_key
 from jwtwarden.scan.report import ScanReport, render_text, to_dict, to_junit_xml
@@ -122,6 +123,9 @@ _METHODS = click.Choice(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIO
               help="Your own API's signing key (PEM or JWK/JWKS): enables the signed attacks.")
 @click.option("--secret-file", default=None, type=_FILE,
               help="Your own API's HMAC secret, in a file (one trailing newline is ignored).")
+@click.option("--dpop-key", default=None, type=_FILE,
+              help="The private key (PEM or JWK) a DPoP-bound token is bound to: requests carry "
+                   "DPoP proofs, and the DPoP attacks (RFC 9449) are added.")
 @click.option("--header", default="Authorization", show_default=True, metavar="NAME",
               help="Request header carrying the token.")
 @click.option("--scheme", default=None, metavar="TEXT",
@@ -156,7 +160,8 @@ _METHODS = click.Choice(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIO
 @click.option("--insecure", is_flag=True, help="Do not verify the target's TLS certificate.")
 def scan(
     url: str, token_arg: str | None, other_token: str | None, jwks_url: str | None,
-    public_key: Path | None, private_key: Path | None, secret_file: Path | None, header: str,
+    public_key: Path | None, private_key: Path | None, secret_file: Path | None,
+    dpop_key: Path | None, header: str,
     scheme: str | None, cookie: str | None, method: str, callback_url: str | None,
     only: tuple[str, ...], concurrency: int, rate: float, timeout: float, deadline: float,
     max_attacks: int, as_json: bool, junit_file: Path | None, show_tokens: bool, dry_run: bool,
@@ -183,6 +188,7 @@ def scan(
       jwtwarden scan https://api.example.com/me --jwks-url \\
           https://auth.example.com/.well-known/jwks.json --junit scan.xml < token.txt
       jwtwarden scan http://localhost:8000/me --private-key signing.pem --json < token.txt
+      jwtwarden scan https://api.example.com/me --dpop-key dpop.pem < bound-token.txt
     """
     if jwks_url is not None and public_key is not None:
         raise click.UsageError("give --jwks-url or --public-key, not both")
@@ -193,6 +199,7 @@ def scan(
     token = read_token(token_arg)
     signing = _signing_key(private_key, secret_file)
     public = _read(public_key) if public_key is not None else None
+    dpop = _read(dpop_key) if dpop_key is not None else None
     try:
         limits = ScanLimits(concurrency=concurrency, rate=rate, timeout=timeout,
                             deadline=deadline, max_attacks=max_attacks)
@@ -200,8 +207,8 @@ def scan(
             if jwks_url is not None:
                 public = json.dumps(asyncio.run(_fetch(jwks_url, limits, not insecure))).encode()
             cases = select(derive_attacks(token, public_key=public, signing_key=signing,
-                                          other_token=other_token, callback_url=callback_url),
-                           only)
+                                          other_token=other_token, callback_url=callback_url)
+                           + (dpop_cases(token) if dpop is not None else []), only)
             _list_cases(cases, as_json, show_tokens)
             return
         click.echo(f"scanning {display_url(url)} (at most {max_attacks} attacks, "
@@ -210,6 +217,7 @@ def scan(
             url, token, method=method, header=header, scheme=scheme, cookie=cookie,
             public_key=public, jwks_url=jwks_url, signing_key=signing, other_token=other_token,
             callback_url=callback_url, only=only, limits=limits, verify_tls=not insecure,
+            dpop_key=dpop,
         ))
     except ScanInputError as exc:
         _stop(exc, EXIT_USAGE)

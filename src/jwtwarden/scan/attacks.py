@@ -26,6 +26,13 @@ Which cases are derived:
   token — each validly signed, so acceptance shows a missing check rather than a missing
   signature check; and the signature of another token (also from ``other_token``).
 
+With a DPoP-bound token and its key (RFC 9449; :mod:`jwtwarden.scan.dpop`), the requests
+themselves are attacked too: the bound token as a bearer token or without a proof, a proof
+replayed, for another method or URL, without or with a wrong ``ath``, signed by another key,
+stale, unsigned (``alg: none``), HMAC-signed, or carrying the private key in its ``jwk``.
+These cases (category ``dpop``) hold the genuine token; how each request is built is the
+probe's business.
+
 ``jku``/``x5u`` point at ``https://attacker.invalid/...`` (a name that never resolves,
 RFC 2606) unless a ``callback_url`` is given: the scanner never hosts anything.
 """
@@ -95,9 +102,11 @@ Category = Literal[
     "claim-validation",
     "header-processing",
     "parsing",
+    "dpop",
 ]
 
-Requires = Literal["token", "public-key", "ecdsa-token", "hmac-token", "signing-key", "other-token"]
+Requires = Literal["token", "public-key", "ecdsa-token", "hmac-token", "signing-key", "other-token",
+                   "dpop-key"]
 
 
 class Impact(enum.IntEnum):
@@ -239,6 +248,70 @@ _KID_INJECTIONS: tuple[tuple[str, str, bytes, str], ...] = (
      "kid injects a UNION SELECT that makes the key query return 'jwtwarden-scan-key'; "
      "signed with that string"),
 )
+
+
+_FIX_DPOP = (
+    "Check every DPoP proof as RFC 9449 section 4.3 says, with the token's cnf.jkt and ath "
+    "(jwtwarden: ResourceServer(public_url=...) or DPoPVerifier + Verifier.verify_bound)."
+)
+
+
+def _dpop_specs() -> list[AttackSpec]:
+    """The DPoP request attacks (RFC 9449): each sends the genuine bound token."""
+    stolen = ("Accepted means a stolen DPoP-bound token works without the key it is bound to: "
+              "the binding protects nothing.")
+    captured = ("Accepted means a proof captured from one request (a log, a proxy) can be "
+                "reused {what} together with the token.")
+    table: tuple[tuple[str, Impact, str, str, str], ...] = (
+        ("dpop-bound-token-as-bearer", Impact.HIGH, "DPoP-bound token sent as a Bearer token",
+         "The token carries cnf.jkt but comes as 'Authorization: Bearer', with no proof. " + stolen,
+         "Refuse a token with cnf presented as Bearer (RFC 9449 section 7.2)."),
+        ("dpop-proof-missing", Impact.HIGH, "Authorization: DPoP without a DPoP proof",
+         "The bound token under the DPoP scheme, but no DPoP header. " + stolen,
+         "Require exactly one DPoP header with every DPoP-scheme request (section 4.3)."),
+        ("dpop-proof-replayed", Impact.HIGH, "a valid proof sent a second time",
+         "A proof that was accepted once is sent again, unchanged. "
+         + captured.format(what="for as long as it is fresh"),
+         "Remember every jti for the freshness window and refuse a second use (section 11.1)."),
+        ("dpop-wrong-htm", Impact.MEDIUM, "proof for another HTTP method",
+         "A fresh proof whose htm names another method. " + captured.format(what="for other methods"),
+         "Compare htm with the request's method (section 4.3, check 8)."),
+        ("dpop-wrong-htu", Impact.MEDIUM, "proof for another URL",
+         "A fresh proof whose htu names another server's URL. "
+         + captured.format(what="at other servers and endpoints"),
+         "Compare htu with the request URL, built from configuration, after RFC 3986 "
+         "normalisation (section 4.3, check 9)."),
+        ("dpop-missing-ath", Impact.MEDIUM, "proof without ath",
+         "A fresh proof for this request with no access token hash. Accepted means a proof is "
+         "not tied to the token it comes with.",
+         "Require ath and compare it with the SHA-256 of the token presented (section 4.3, check 11)."),
+        ("dpop-wrong-ath", Impact.MEDIUM, "proof with the ath of another token",
+         "A fresh proof whose ath is the hash of another token. Accepted means a proof made "
+         "for one token is accepted with another.",
+         "Compare ath with the SHA-256 of the token presented (section 4.3, check 11)."),
+        ("dpop-other-key", Impact.HIGH, "proof signed by a key other than cnf.jkt",
+         "A correct proof, signed by a key the attacker made, with the stolen token. " + stolen,
+         "Compare the proof key's RFC 7638 thumbprint with the token's cnf.jkt (section 6.1)."),
+        ("dpop-stale-iat", Impact.MEDIUM, "proof issued an hour ago",
+         "A proof with iat an hour in the past (and a new jti). Accepted means proofs never "
+         "expire: a captured one works for ever, with a new jti or once the jti is forgotten.",
+         "Accept iat only within a short window, e.g. 60 s (section 11.1)."),
+        ("dpop-alg-none", Impact.HIGH, "unsigned proof (alg none)",
+         "The proof names the bound public key but is not signed, and that key is public: "
+         "anyone holding the stolen token can make such proofs. " + stolen,
+         "Verify the proof's signature under an asymmetric algorithm allowlist; never none."),
+        ("dpop-hmac-proof", Impact.HIGH, "HMAC-signed proof (HS256 with the public JWK as secret)",
+         "The proof is HS256-signed with the bound public key's JWK as the HMAC secret: key "
+         "confusion on the proof. " + stolen,
+         "Accept only asymmetric proof algorithms (section 5.1: never a MAC)."),
+        ("dpop-private-key-in-jwk", Impact.MEDIUM, "proof jwk with the private key",
+         "A correct proof whose jwk header also carries the private member d. Section 4.3 "
+         "says such a proof MUST be refused; accepted means the proof's key is not checked "
+         "for what it carries, and a client leaking its key goes unnoticed.",
+         "Refuse a proof whose jwk has private members (d, p, q, dp, dq, qi, k)."),
+    )
+    return [AttackSpec(attack_id, "dpop", impact, title, why, fix + " " + _FIX_DPOP, requires="dpop-key")
+            for attack_id, impact, title, why, fix in table]
 
 
 def _catalogue() -> tuple[AttackSpec, ...]:
@@ -447,6 +520,7 @@ def _catalogue() -> tuple[AttackSpec, ...]:
                    "size limit below the HTTP server's: each request can cost large parses.",
                    "Refuse tokens over a few KiB before decoding (jwtwarden: 8 KiB).",
                    requires="signing-key"))
+    specs.extend(_dpop_specs())
     ids = [s.id for s in specs]
     if len(set(ids)) != len(ids):  # pragma: no cover - a programming error in this table
         raise AssertionError("duplicate attack id in the catalogue")

@@ -16,6 +16,7 @@ hang. Every bound is in :class:`ScanLimits`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import re
 import time
@@ -27,8 +28,11 @@ import httpx
 
 from jwtwarden.errors import JWTError
 from jwtwarden.jose.strict_json import parse_object
+from jwtwarden.keys import Key
 from jwtwarden.scan.attacks import AttackCase, ParsedToken, derive_attacks, parse_token, select
+from jwtwarden.scan.dpop import DPoPHTTPProbe, check_dpop_binding, dpop_cases, load_dpop_key
 from jwtwarden.scan.errors import (
+    BadScanToken,
     DeadlineExceeded,
     GarbageAccepted,
     JWKSUnavailable,
@@ -73,6 +77,7 @@ GARBAGE_TOKEN = "jwtwarden-scan-calibration-not-a-jwt"  # noqa: S105 - not a sec
 MAX_JWKS_BYTES = 1024 * 1024
 _MAX_BODY_READ = 64 * 1024
 _USER_AGENT = "jwtwarden-scan"
+_BASE_HEADERS = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}  # bodies read as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,10 @@ class Probe(Protocol):
 
     async def send(self, token: str | None) -> Answer:
         """The target's answer; raises :class:`TargetError` when there is none."""
+        ...
+
+    async def send_case(self, case: AttackCase) -> Answer:
+        """The answer to one attack case (``send(case.token)`` for a token attack)."""
         ...
 
 
@@ -200,16 +209,25 @@ class HTTPProbe:
         return headers
 
     async def send(self, token: str | None) -> Answer:
+        return (await self.exchange(self._headers(token)))[0]
+
+    async def send_case(self, case: AttackCase) -> Answer:
+        return await self.send(case.token)
+
+    async def exchange(self, headers: dict[str, str]) -> tuple[Answer, dict[str, str], bytes]:
+        """One request with ``headers`` (and the User-Agent): the answer, the response's
+        headers (names in lower case) and the start of its body (at most 64 KiB)."""
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._client.stream(self._method, self._url,
-                                               headers=self._headers(token)) as response:
-                    read = 0
+                                               headers=_BASE_HEADERS | headers) as response:
+                    body = bytearray()
                     async for chunk in response.aiter_raw():  # drained for keep-alive, bounded
-                        read += len(chunk)
-                        if read > _MAX_BODY_READ:
+                        body += chunk
+                        if len(body) > _MAX_BODY_READ:
                             break
-                    return classify_status(response.status_code, response.reason_phrase)
+                    return (classify_status(response.status_code, response.reason_phrase),
+                            {k.lower(): v for k, v in response.headers.items()}, bytes(body))
         except (TimeoutError, httpx.TimeoutException):
             raise TargetTimeout(f"no answer within {self._timeout:g} s") from None
         except httpx.HTTPError as exc:
@@ -252,6 +270,9 @@ class VerifyProbe:
         if result is False:
             return Answer(Outcome.REJECTED, None, "returned False")
         return Answer(Outcome.ACCEPTED, None, "returned")
+
+    async def send_case(self, case: AttackCase) -> Answer:
+        return await self.send(case.token)
 
 
 class _Pacer:
@@ -331,7 +352,7 @@ async def _attack(probe: Probe, cases: Sequence[AttackCase], limits: ScanLimits,
             await pacer.wait()
             started = time.monotonic()
             try:
-                answer = await probe.send(case.token)
+                answer = await probe.send_case(case)
             except TargetError as exc:
                 results[index] = AttackResult(case, Outcome.ERROR, None,
                                               f"{exc.code}: {exc.message}",
@@ -447,6 +468,7 @@ class _Derive:
     callback_url: str | None
     only: tuple[str, ...]
     now: float | None
+    dpop: bool = False
 
     def cases(self, public_key: PublicKeySource | None = None, *, final: bool = True
               ) -> list[AttackCase]:
@@ -455,7 +477,7 @@ class _Derive:
             self.token, public_key=public_key if public_key is not None else self.public_key,
             signing_key=self.signing_key, other_token=self.other_token,
             callback_url=self.callback_url, now=self.now,
-        ), self.only)
+        ) + (dpop_cases(self.token) if self.dpop else []), self.only)
         if final and self.only and not cases:
             raise ScanInputError(f"no attack matches {', '.join(self.only)}")
         return cases
@@ -479,6 +501,7 @@ async def scan_url(
     transport: httpx.AsyncBaseTransport | None = None,
     verify_tls: bool = True,
     now: float | None = None,
+    dpop_key: Key | bytes | str | None = None,
 ) -> ScanReport:
     """Scan the endpoint at ``url`` with attacks derived from the valid ``token``.
 
@@ -487,15 +510,28 @@ async def scan_url(
     key confusion; ``signing_key`` the validly-signed attacks; ``only`` keeps the cases whose
     id or category matches a shell pattern. Raises :class:`ScanInputError` for unusable
     input (before any request); everything the target does ends up in the report.
+
+    ``dpop_key``: the private key a DPoP-bound ``token`` (``cnf.jkt``) is bound to. Every
+    request then goes as ``Authorization: DPoP`` with a fresh proof (nonces followed), and the
+    ``dpop`` attacks (RFC 9449) are added; see :mod:`jwtwarden.scan.dpop`. A bound token
+    without its key is a :class:`ScanInputError`.
     """
     limits = limits or ScanLimits()
     _check_url(url)
     _check_request_shape(method, header, scheme, cookie)
+    bound_key = load_dpop_key(dpop_key) if dpop_key is not None else None
+    with contextlib.suppress(BadScanToken):  # derive_attacks says what is wrong with the token
+        check_dpop_binding(parse_token(token), bound_key)
+    if bound_key is not None and (cookie is not None or header.lower() != "authorization"
+                                  or scheme is not None):
+        raise ScanInputError("a DPoP-bound token goes in Authorization with the DPoP scheme; "
+                             "drop --header, --scheme and --cookie")
     if jwks_url is not None:
         _check_url(jwks_url)
         if public_key is not None:
             raise ScanInputError("give either a public key or a JWKS URL, not both")
-    derive = _Derive(token, public_key, signing_key, other_token, callback_url, tuple(only), now)
+    derive = _Derive(token, public_key, signing_key, other_token, callback_url, tuple(only), now,
+                     dpop=bound_key is not None)
     cases = derive.cases(final=jwks_url is None)  # input errors surface before any request
     timeout = httpx.Timeout(limits.timeout)
     pool = httpx.Limits(max_connections=limits.concurrency,
@@ -503,8 +539,12 @@ async def scan_url(
     async with httpx.AsyncClient(timeout=timeout, limits=pool, follow_redirects=False,
                                  transport=transport, verify=verify_tls,
                                  trust_env=False) as client:
-        probe = HTTPProbe(client, url, method=method, header=header, scheme=scheme,
-                          cookie=cookie, timeout=limits.timeout)
+        probe: Probe
+        if bound_key is not None:
+            probe = DPoPHTTPProbe(client, url, bound_key, method=method, timeout=limits.timeout)
+        else:
+            probe = HTTPProbe(client, url, method=method, header=header, scheme=scheme,
+                              cookie=cookie, timeout=limits.timeout)
         before = None
         if jwks_url is not None:
             address = jwks_url

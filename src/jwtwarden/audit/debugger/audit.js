@@ -37,6 +37,7 @@ const T = {
       "claim_type": {"severity":"medium","fix":"Use the JSON types of RFC 7519: numbers (NumericDate) for exp, nbf and iat, strings for iss, sub and jti, a string or an array of strings for aud."},
       "exp_missing": {"severity":"high","fix":"Always set exp: access tokens should live 5 to 15 minutes, with rotated refresh tokens for longer sessions."},
       "lifetime_too_long": {"severity":"medium","fix":"Issue access tokens for 15 minutes at most and keep sessions alive with rotated refresh tokens."},
+      "dpop_long_lived": {"severity":"low","fix":"Keep DPoP-bound tokens short-lived too (15 minutes at most), and require server nonces in proofs (JWTWARDEN_DPOP_NONCE=1) so that proofs cannot be made in advance by a script that briefly ran in the client (RFC 9449 sections 8 and 11.2)."},
       "expired": {"severity":"info","fix":"Nothing to fix in the token: get a fresh one (refresh)."},
       "not_yet_valid": {"severity":"info","fix":"Check the issuer's clock: the token cannot be used before nbf."},
       "iat_in_future": {"severity":"low","fix":"Check the clocks of the issuer and of this machine (NTP)."},
@@ -1038,6 +1039,13 @@ const T = {
     }
   }
 
+  /** The cnf.jkt of a DPoP-bound token (RFC 9449 section 6), or null. */
+  function dpopJkt(payload) {
+    const cnf = payload === null ? undefined : payload.get("cnf");
+    const jkt = cnf instanceof Map ? cnf.get("jkt") : undefined;
+    return isStr(jkt) ? jkt : null;
+  }
+
   function typeOk(name, value) {
     if (name === "exp" || name === "nbf" || name === "iat") return isNumber(value);
     if (name === "aud") return isStr(value) || (Array.isArray(value) && value.every(isStr));
@@ -1057,8 +1065,8 @@ const T = {
     else if (isNumber(exp)) {
       const expires = num(exp);
       const startName = isNumber(iat) ? "iat" : isNumber(nbf) ? "nbf" : null;
+      const lifetime = startName !== null ? expires - num(payload.get(startName)) : expires - now;
       if (startName !== null) {
-        const lifetime = expires - num(payload.get(startName));
         if (lifetime > T.maxLifetime) {
           out.add(
             "lifetime_too_long",
@@ -1073,6 +1081,14 @@ const T = {
           "payload",
           "/exp",
           `the token has no iat or nbf and is valid for ${formatDuration(expires - now)} more, more than 15 minutes`,
+        );
+      }
+      if (dpopJkt(payload) !== null && lifetime > T.maxLifetime) {
+        out.add(
+          "dpop_long_lived",
+          "payload",
+          "/cnf/jkt",
+          `the token is DPoP-bound and valid for ${formatDuration(lifetime)}: proofs made in advance by a script that briefly ran in the client work as long, unless the servers require nonces (RFC 9449 section 11.2)`,
         );
       }
       if (expires <= now) out.add("expired", "payload", "/exp", `the token expired ${formatDuration(now - expires)} ago`);
@@ -1231,6 +1247,59 @@ const T = {
     for (const name of THUMBPRINT_MEMBERS[members.kty]) canonical[name] = members[name];
     const digest = await subtle().digest("SHA-256", UTF8_ENCODER.encode(JSON.stringify(canonical)));
     return b64urlEncode(new Uint8Array(digest));
+  }
+
+  const ANY_PRIVATE_MEMBER = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"];
+
+  /**
+   * What a DPoP proof (header typ "dpop+jwt", RFC 9449 section 4.2) says, decoded and NOT
+   * verified: htm, htu, iat (and how old it is), jti, ath, nonce, and the RFC 7638 thumbprint
+   * of the public key in its jwk header (what a bound token's cnf.jkt must equal). null when
+   * the report is not of a proof. Async: the thumbprint is a SHA-256 (WebCrypto).
+   */
+  async function dpopProof(report, options) {
+    const header = report.header;
+    if (header === null || header.get("typ") !== "dpop+jwt") return null;
+    const now = options && typeof options.now === "number" ? options.now : report.now;
+    const payload = report.payload;
+    const claim = (name) => (payload === null ? undefined : payload.get(name));
+    const text = (name) => (isStr(claim(name)) ? claim(name) : null);
+    const iat = claim("iat");
+    const jwk = header.get("jwk");
+    let jkt = null;
+    let keyProblem = "no jwk header";
+    const privateMembers = [];
+    if (jwk instanceof Map) {
+      for (const name of ANY_PRIVATE_MEMBER) if (jwk.has(name)) privateMembers.push(name);
+      const kty = jwk.get("kty");
+      const required = isStr(kty) && Object.hasOwn(THUMBPRINT_MEMBERS, kty) ? THUMBPRINT_MEMBERS[kty] : null;
+      if (required === null) keyProblem = "the jwk has no known kty";
+      else if (!required.every((name) => isStr(jwk.get(name)))) keyProblem = "the jwk lacks a required member";
+      else if (cryptoAvailable()) {
+        const members = {};
+        for (const name of required) members[name] = jwk.get(name);
+        jkt = await thumbprint(members);
+        keyProblem = null;
+      } else keyProblem = "WebCrypto is unavailable (HTTPS or localhost only)";
+    }
+    const alg = header.get("alg");
+    return {
+      alg: isStr(alg) ? alg : null,
+      htm: text("htm"),
+      htu: text("htu"),
+      iat: isNumber(iat) ? num(iat) : null,
+      age: isNumber(iat) ? now - num(iat) : null,
+      jti: text("jti"),
+      ath: text("ath"),
+      nonce: text("nonce"),
+      jkt,
+      keyProblem,
+      privateMembers,
+    };
+  }
+
+  function cryptoAvailable() {
+    return Boolean(root.crypto && root.crypto.subtle);
   }
 
   function bitLength(bytes) {
@@ -1600,6 +1669,8 @@ const T = {
 
   root.JwtwardenAudit = Object.freeze({
     audit,
+    dpopProof,
+    dpopJkt,
     verify,
     verificationFinding,
     keysFromJwks,

@@ -12,7 +12,7 @@
   const A = globalThis.JwtwardenAudit;
   const $ = (id) => document.getElementById(id);
   const jwksPath = (document.querySelector('meta[name="jwtwarden-jwks"]') || {}).content || "";
-  const state = { token: "", report: null, verification: null, keyError: null };
+  const state = { token: "", report: null, verification: null, keyError: null, proof: null };
 
   function el(tag, className, ...children) {
     const node = document.createElement(tag);
@@ -98,6 +98,53 @@
     $("times").hidden = !times.length;
   }
 
+  function dpopRow(name, value, code) {
+    const row = el("tr", "", el("th", "", name), el("td", "", value === null ? "(absent)" : value));
+    if (code) row.dataset.field = code;
+    return row;
+  }
+
+  /** A DPoP proof's fields and its key's thumbprint, or what a bound token is bound to. */
+  function renderDpop() {
+    const report = state.report;
+    const proof = state.proof;
+    const jkt = report ? A.dpopJkt(report.payload) : null;
+    const box = $("dpop");
+    box.hidden = !report || (proof === null && jkt === null);
+    if (box.hidden) return;
+    const rows = [];
+    if (proof !== null) {
+      box.dataset.kind = "proof";
+      $("dpop-summary").textContent =
+        "A DPoP proof: the client signs one for every request with the key in its jwk header. That key " +
+        "proves nothing by itself: a server trusts it only if its thumbprint equals the access token's " +
+        "cnf.jkt. Decoded, not verified.";
+      const iat = proof.iat === null ? null
+        : `${proof.iat} (${proof.age === null ? "" : relative(-proof.age)})`;
+      rows.push(
+        dpopRow("alg", proof.alg, "alg"),
+        dpopRow("htm (method)", proof.htm, "htm"),
+        dpopRow("htu (URL)", proof.htu, "htu"),
+        dpopRow("iat (issued)", iat, "iat"),
+        dpopRow("jti (unique id)", proof.jti, "jti"),
+        dpopRow("ath (access token hash)", proof.ath, "ath"),
+        dpopRow("nonce (server nonce)", proof.nonce, "nonce"),
+        dpopRow("jwk thumbprint (cnf.jkt to match)", proof.jkt === null ? `(${proof.keyProblem})` : proof.jkt, "jkt"),
+      );
+      if (proof.privateMembers.length) {
+        rows.push(dpopRow("PRIVATE KEY in jwk", `members ${proof.privateMembers.join(", ")}: ` +
+          "this key is compromised; servers must refuse the proof", "private"));
+      }
+    } else {
+      box.dataset.kind = "bound";
+      $("dpop-summary").textContent =
+        "This token is DPoP-bound: servers accept it only as Authorization: DPoP, with a fresh proof " +
+        "signed by the key whose thumbprint is cnf.jkt. A copy of the token alone is refused.";
+      rows.push(dpopRow("cnf.jkt (key thumbprint)", jkt, "cnf-jkt"));
+    }
+    $("dpop-body").replaceChildren(...rows);
+  }
+
   function render() {
     const report = state.report;
     renderBanner();
@@ -117,6 +164,7 @@
       ? `${headerAlg(report)}, ${report.signature.length} bytes`
       : "(could not be decoded)";
     renderTimes(report.times);
+    renderDpop();
     const findings = report.findings.slice();
     if (state.verification && !state.verification.verified) findings.push(A.verificationFinding(state.verification));
     renderFindings(findings);
@@ -155,7 +203,16 @@
     state.verification = null;
     state.keyError = null;
     state.report = token ? A.audit(token, { now: Date.now() / 1000 }) : null;
+    state.proof = null;
     render();
+    if (state.report !== null) {
+      const report = state.report;
+      A.dpopProof(report).then((proof) => {
+        if (state.report !== report || proof === null) return; // the token changed meanwhile
+        state.proof = proof;
+        renderDpop();
+      });
+    }
   }
 
   async function loadKeys() {
@@ -229,6 +286,7 @@
     $("show-secrets").checked = false;
     state.token = "";
     state.report = null;
+    state.proof = null;
     state.verification = null;
     state.keyError = null;
     render();
