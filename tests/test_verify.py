@@ -252,3 +252,29 @@ def test_verify_signature_returns_header_payload_and_key(verifier: Verifier) -> 
     assert result.header["alg"] == "ES256"
     assert json.loads(result.payload)["sub"] == "u1"
     assert result.key.kid == next(iter(keyset_for("ES256"))).kid
+
+
+# ---- the algorithm is the key's, never the token's (issue #17) --------------------------------
+
+
+@pytest.mark.parametrize(("signed_with", "header_says"), [("ES384", "ES256"), ("RS256", "PS256"),
+                                                          ("PS256", "RS256"), ("ES256", "ES384")])
+def test_a_token_whose_header_names_another_allowed_alg_than_its_keys_is_refused(
+    clock: FakeClock, signed_with: str, header_says: str,
+) -> None:
+    """Both algorithms allowed, both keys in the set: the header's ``alg`` names the wrong
+    one for the key its ``kid`` selects. The signature itself is good for that key, so only
+    the binding of the algorithm to the key refuses it (no vectors needed)."""
+    key = next(iter(keyset_for(signed_with)))
+    other = next(iter(keyset_for(header_says)))
+    keys = KeySet([key.public(), other.public()])
+    verifier = Verifier(keys, issuer=ISS, audience=AUD, algorithms=[signed_with, header_says],
+                        clock=clock)
+    token = signed(base_claims(), {"alg": header_says, "kid": key.kid}, alg=signed_with)
+    with pytest.raises(errors.AlgorithmNotAllowed) as refused:
+        verifier.verify(token)
+    assert refused.value.code == "alg_not_allowed"
+    with pytest.raises(errors.AlgorithmNotAllowed):
+        verifier.verify_signature(token)
+    honest = signed(base_claims(), {"alg": signed_with, "kid": key.kid}, alg=signed_with)
+    assert verifier.verify(honest)["sub"] == "u1"
