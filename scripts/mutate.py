@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -123,31 +125,88 @@ def results(work: Path) -> dict[str, str]:
     return statuses
 
 
+_MESSAGE_CALL = re.compile(r"^\s*(raise\s+[\w.]+\(|(log|events|logger|warnings)\.\w+\()")
+
+
+def diff_of(work: Path, mutant: str) -> tuple[str, str]:
+    """(original line, mutated line) of a mutant, as ``mutmut show`` prints them."""
+    out = subprocess.run([str(MUTMUT), "show", mutant], cwd=work, capture_output=True,
+                         text=True, check=False).stdout.splitlines()
+    old = " / ".join(line[1:].strip() for line in out if line.startswith("-") and not line.startswith("---"))
+    new = " / ".join(line[1:].strip() for line in out if line.startswith("+") and not line.startswith("+++"))
+    return old, new
+
+
+def equivalent_by_rule(old: str, new: str) -> str | None:
+    """Why a survivor needs no test, when a mechanical rule says so; else None.
+
+    - ``message``: only what an error or a log line says changes, not what is decided (the
+      same exception class is raised; tests assert classes and codes, never messages);
+    - ``codec``: a codec name in other letters (``"ascii"``/``"ASCII"``: the same codec);
+    - ``byteorder``: ``"big"`` dropped from ``int.to_bytes``/``from_bytes``, the default
+      since Python 3.11 (jwtwarden requires 3.11).
+    """
+    if " / " not in old and _MESSAGE_CALL.match(old) is not None:
+        if old.lstrip().startswith("raise"):
+            if new.split("(", 1)[0] == old.split("(", 1)[0] and " if " not in old:
+                return "message"
+        elif new.split("(", 1)[0] == old.split("(", 1)[0]:
+            return "message"
+    canonical = new
+    for upper, lower in (("ASCII", "ascii"), ("UTF-8", "utf-8")):
+        canonical = canonical.replace(f'"{upper}"', f'"{lower}"').replace(f"'{upper}'", f"'{lower}'")
+    if canonical == old:
+        return "codec"
+    if re.sub(r', "big"\)', ")", old, count=1) == new or re.sub(r', "big"\)', ", )", old, count=1) == new:
+        return "byteorder"
+    return None
+
+
 def report(name: str, work: Path, seconds: float | None) -> None:
     statuses = results(work)
     counts: dict[str, int] = {}
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
+    open_ones: list[tuple[str, str, str, str]] = []
+    by_rule: dict[str, int] = {}
+    for key, status in sorted(statuses.items()):
+        if status in ("killed", "caught by type check"):
+            continue
+        old, new = diff_of(work, key)
+        rule = equivalent_by_rule(old, new) if status == "survived" else None
+        if rule is not None:
+            by_rule[rule] = by_rule.get(rule, 0) + 1
+            continue
+        open_ones.append((status, key, old, new))
     took = "" if seconds is None else f" in {seconds / 60:.1f} min"
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    print(f"== {name}: {len(statuses)} mutants{took}: {summary}", flush=True)
-    for key, status in sorted(statuses.items()):
-        if status not in ("killed", "caught by type check"):
-            print(f"   {status:9} {key}", flush=True)
+    rules = ", ".join(f"{n} {r}" for r, n in sorted(by_rule.items())) or "none"
+    print(f"== {name}: {len(statuses)} mutants{took}: {summary}; survivors equivalent by rule: "
+          f"{rules}; {len(open_ones)} listed", flush=True)
+    for status, key, old, new in open_ones:
+        print(f"   {status:9} {key}\n             - {old}\n             + {new}", flush=True)
 
 
-def run(name: str, jobs: int) -> int:
+def run(name: str, jobs: int, *, fresh: bool = False, survivors: bool = False) -> int:
     module = MODULES[name]
+    if fresh:
+        shutil.rmtree(WORK / name / "mutants", ignore_errors=True)
     work = prepare(name, module)
+    only: list[str] = []
+    if survivors:
+        only = sorted(k for k, v in results(work).items() if v not in ("killed", "caught by type check"))
+        if not only:
+            print(f"== {name}: no survivors to check again", flush=True)
+            return 0
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(work / "mutants" / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.pop("JWTWARDEN_REQUIRE_SERVICES", None)  # a missing service skips, as in a developer's run
-    print(f"== {name}: mutating {', '.join(module.files)}; tests: {' '.join(module.tests)}",
-          flush=True)
+    what = f"{len(only)} survivors again" if survivors else ", ".join(module.files)
+    print(f"== {name}: mutating {what}; tests: {' '.join(module.tests)}", flush=True)
     started = time.monotonic()
     with (work / "run.log").open("w") as log:
-        status = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs)], cwd=work,
+        status = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs), *only], cwd=work,
                                 env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
     if status != 0:
         print(f"mutmut failed for {name} (exit {status}); see {work / 'run.log'}", file=sys.stderr)
@@ -156,27 +215,38 @@ def run(name: str, jobs: int) -> int:
     return 0
 
 
+USAGE = """usage: scripts/mutate [--fresh | --survivors | --report] [MODULE...]   (all modules by default)
+       scripts/mutate --list
+
+  (none)       mutate and test; results are kept, a second run tests only changed functions
+  --fresh      forget the module's earlier results first (after changing its tests)
+  --survivors  test again only the mutants that were not killed (after adding tests)
+  --report     print the last results, survivors listed; run nothing"""
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--list"]:
+    flags = {a for a in argv if a.startswith("-")}
+    names = [a for a in argv if not a.startswith("-")] or list(MODULES)
+    if flags - {"--list", "--fresh", "--survivors", "--report"} or len(flags) > 1:
+        print(USAGE, file=sys.stderr)
+        return 2
+    if "--list" in flags:
         for name, module in MODULES.items():
             note = f"  ({module.note})" if module.note else ""
             print(f"{name}: {' '.join(module.files)}{note}\n    tests: {' '.join(module.tests)}")
         return 0
-    only_report = argv[:1] == ["--report"]
-    names = argv[1:] if only_report else argv
-    names = names or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         print(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}", file=sys.stderr)
         return 2
-    if only_report:
+    if "--report" in flags:
         for name in names:
             report(name, WORK / name, None)
         return 0
     jobs = int(os.environ.get("MUTATE_JOBS", "2"))
     worst = 0
     for name in names:
-        worst = max(worst, run(name, jobs))
+        worst = max(worst, run(name, jobs, fresh="--fresh" in flags, survivors="--survivors" in flags))
     return worst
 
 

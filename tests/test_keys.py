@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from jwtwarden import AsymmetricKey, HMACKey, Key, KeySet, errors
-from jwtwarden.jose.b64 import b64url_encode
+from jwtwarden.jose.b64 import b64url_decode, b64url_encode
 from tests.conftest import keyset_for
 
 # ---- minimum strength ----------------------------------------------------------------------
@@ -227,3 +227,47 @@ def test_repr_never_shows_key_material(alg: str) -> None:
             if name in jwk:
                 assert jwk[name] not in text
                 assert jwk[name][:12] not in text
+
+
+# ---- JWK edges scripts/mutate found untested (issue #17) ---------------------------------------
+
+
+def test_a_multi_prime_rsa_jwk_is_refused() -> None:
+    jwk = next(iter(keyset_for("RS256"))).to_jwk(private=True)
+    with pytest.raises(errors.InvalidKey, match="oth"):
+        Key.from_jwk({**jwk, "oth": [{"r": "AQ", "d": "AQ", "t": "AQ"}]})
+
+
+@pytest.mark.parametrize("key_ops", ["sign", ["sign", 1], ["sign", "sign"], ["encrypt"], []])
+def test_key_ops_must_be_distinct_strings_naming_a_signature_use(key_ops: Any) -> None:
+    jwk = next(iter(keyset_for("HS256"))).to_jwk(private=True)
+    with pytest.raises(errors.InvalidKey):
+        Key.from_jwk({**jwk, "key_ops": key_ops})
+    assert Key.from_jwk({**jwk, "key_ops": ["sign", "verify"]}).alg == "HS256"
+
+
+@pytest.mark.parametrize("alg", ["HS256", "ES256"])
+def test_a_jwk_for_encryption_is_refused(alg: str) -> None:
+    jwk = next(iter(keyset_for(alg))).to_jwk(private=True)
+    with pytest.raises(errors.InvalidKey):
+        Key.from_jwk({**jwk, "use": "enc"})
+    assert Key.from_jwk({**jwk, "use": "sig"}).alg == alg
+
+
+def test_an_ec_jwk_without_its_curve_is_refused() -> None:
+    jwk = next(iter(keyset_for("ES256"))).public().to_jwk()
+    del jwk["crv"]
+    with pytest.raises(errors.InvalidKey):
+        Key.from_jwk(jwk)
+
+
+def test_ec_coordinates_and_private_values_are_exported_at_full_length() -> None:
+    """RFC 7518 6.2.1.2: x, y and d are exactly the curve's size, leading zeros included."""
+    d = 1
+    while ec.derive_private_key(d, ec.SECP256R1()).public_key().public_numbers().x >> 248:
+        d += 1  # the first private value whose public x starts with a zero byte (about 1 in 256)
+    key = AsymmetricKey(ec.derive_private_key(d, ec.SECP256R1()), "ES256")
+    jwk = key.to_jwk(private=True)
+    for member in ("x", "y", "d"):
+        assert len(b64url_decode(jwk[member])) == 32, member
+    assert Key.from_jwk(jwk).public().to_jwk() == key.public().to_jwk()
