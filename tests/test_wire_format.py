@@ -228,3 +228,16 @@ def test_serialize_gives_a_jws_the_verifier_accepts() -> None:
     token = serialize(header, b"any payload", key.sign)
     verified = JWSVerifier(KeySet([key.public()]), algorithms=["ES256"]).verify_signature(token)
     assert verified.payload == b"any payload"
+
+
+def test_depth_is_counted_back_down_exactly_when_a_level_closes() -> None:
+    # 17 levels, reached only after a shorter sibling closed: a count that does not go back
+    # down by exactly one per closing bracket misses it
+    too_deep = ('{"a":[[1],' + "[" * 15 + "1" + "]" * 15 + "]}").encode()
+    with pytest.raises(MalformedToken, match="deeper"):
+        parse_object(too_deep)
+
+
+def test_base64url_keeps_a_trailing_x() -> None:
+    assert b64url_encode(b"\x00\x00\x17") == "AAAX"
+    assert b64url_decode("AAAX") == b"\x00\x00\x17"
