@@ -326,3 +326,10 @@ def test_an_encrypted_pem_loads_with_its_password_and_keeps_the_kid() -> None:
     assert key.kid == "pem-1" and key.is_private
     with pytest.raises(errors.InvalidKey):
         Key.from_pem(pem, "ES256")
+
+
+@pytest.mark.parametrize("alg", ["HS384", "HS512"])
+def test_a_generated_hmac_key_has_the_asked_algorithm_and_kid(alg: str) -> None:
+    key = Key.generate(alg, kid="h-1")
+    assert key.alg == alg and key.kid == "h-1"
+    assert repr(key).startswith("HMACKey(") and "private" in repr(key)
