@@ -376,3 +376,15 @@ def test_cookies_of_the_device_scheme_are_hardened(server: ServerProcess) -> Non
     lowered = header.lower()
     assert "httponly" in lowered and "secure" in lowered and "samesite=strict" in lowered
     assert "path=/v1/auth/login" in lowered and "owner" not in header
+
+
+@pytest.mark.parametrize("bad", [{"per_account": 0}, {"per_address": 0}, {"per_device": 0},
+                                 {"concurrent_per_account": 0}, {"window": 0}])
+def test_every_limit_must_be_at_least_one_and_the_window_positive(bad: dict[str, Any]) -> None:
+    limits: dict[str, Any] = {"per_account": 1, "per_address": 1, "per_device": 1, "window": 0.5,
+                              "concurrent_per_account": 1}
+    LoginLimiter(MemoryCounters(max_keys=1), **limits)  # the smallest that is allowed
+    with pytest.raises(ValueError, match="at least 1"):
+        LoginLimiter(MemoryCounters(), **{**limits, **bad})
+    with pytest.raises(ValueError, match="max_keys"):
+        MemoryCounters(max_keys=0)
