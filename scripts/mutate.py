@@ -70,7 +70,9 @@ MODULES: dict[str, Module] = {
          "tests/test_resource_asgi.py")),
     "sessions": Module(
         ("src/jwtwarden/service/sessions/service.py",),
-        ("tests/test_sessions.py", "tests/test_rotation_failures.py"),
+        ("tests/test_sessions.py", "tests/test_rotation_failures.py",
+         "tests/test_secrets_integrity.py", "tests/test_secrets_at_rest.py",
+         "tests/test_revocation_rfc7009.py"),
         "being optimised: run last"),
     "db": Module(
         ("src/jwtwarden/service/storage/db.py",),
