@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from jwtwarden import AsymmetricKey, HMACKey, Key, KeySet, errors
-from jwtwarden.jose.b64 import b64url_encode
+from jwtwarden.jose.b64 import b64url_decode, b64url_encode
 from tests.conftest import keyset_for
 
 # ---- minimum strength ----------------------------------------------------------------------
@@ -227,3 +227,109 @@ def test_repr_never_shows_key_material(alg: str) -> None:
             if name in jwk:
                 assert jwk[name] not in text
                 assert jwk[name][:12] not in text
+
+
+# ---- JWK edges scripts/mutate found untested (issue #17) ---------------------------------------
+
+
+def test_a_multi_prime_rsa_jwk_is_refused() -> None:
+    jwk = next(iter(keyset_for("RS256"))).to_jwk(private=True)
+    with pytest.raises(errors.InvalidKey, match="oth"):
+        Key.from_jwk({**jwk, "oth": [{"r": "AQ", "d": "AQ", "t": "AQ"}]})
+
+
+@pytest.mark.parametrize("key_ops", ["sign", ["sign", 1], ["sign", "sign"], ["encrypt"], []])
+def test_key_ops_must_be_distinct_strings_naming_a_signature_use(key_ops: Any) -> None:
+    jwk = next(iter(keyset_for("HS256"))).to_jwk(private=True)
+    with pytest.raises(errors.InvalidKey):
+        Key.from_jwk({**jwk, "key_ops": key_ops})
+    assert Key.from_jwk({**jwk, "key_ops": ["sign", "verify"]}).alg == "HS256"
+
+
+@pytest.mark.parametrize("alg", ["HS256", "ES256"])
+def test_a_jwk_for_encryption_is_refused(alg: str) -> None:
+    jwk = next(iter(keyset_for(alg))).to_jwk(private=True)
+    with pytest.raises(errors.InvalidKey):
+        Key.from_jwk({**jwk, "use": "enc"})
+    assert Key.from_jwk({**jwk, "use": "sig"}).alg == alg
+
+
+def test_an_ec_jwk_without_its_curve_is_refused() -> None:
+    jwk = next(iter(keyset_for("ES256"))).public().to_jwk()
+    del jwk["crv"]
+    with pytest.raises(errors.InvalidKey):
+        Key.from_jwk(jwk)
+
+
+def test_ec_coordinates_and_private_values_are_exported_at_full_length() -> None:
+    """RFC 7518 6.2.1.2: x, y and d are exactly the curve's size, leading zeros included."""
+    for coordinate in ("x", "y"):
+        d = 1  # small: d itself starts with zero bytes
+        while getattr(ec.derive_private_key(d, ec.SECP256R1()).public_key().public_numbers(),
+                      coordinate) >> 248:
+            d += 1  # the first private value whose public coordinate starts with a zero byte
+        key = AsymmetricKey(ec.derive_private_key(d, ec.SECP256R1()), "ES256")
+        jwk = key.to_jwk(private=True)
+        for member in ("x", "y", "d"):
+            assert len(b64url_decode(jwk[member])) == 32, (coordinate, member)
+        assert Key.from_jwk(jwk).public().to_jwk() == key.public().to_jwk()
+
+
+def test_rsa_integers_are_exported_in_their_fewest_octets() -> None:
+    """RFC 7518 6.3.1.2: e = 3 is the one octet "Aw", not zero-padded."""
+    key = AsymmetricKey(rsa.generate_private_key(3, 2048).public_key(), "RS256")
+    assert key.to_jwk()["e"] == "Aw"
+    assert Key.from_jwk(key.to_jwk()).to_jwk() == key.to_jwk()
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "EdDSA", "HS256"])
+def test_a_jwk_is_public_unless_asked_and_keeps_the_kid_everywhere(alg: str) -> None:
+    key = Key.generate(alg, kid="k-1")
+    assert key.kid == "k-1" and KeySet.generate(alg, kid="k-2").signing_key().alg == alg
+    if alg == "HS256":
+        with pytest.raises(ValueError, match="private=True"):  # a secret is never exported unasked
+            HMACKey(b"s" * 32, kid="h").to_jwk()
+        assert HMACKey(b"s" * 32).alg == "HS256"
+        return
+    assert "d" not in key.to_jwk()  # public by default: no private member unless asked
+    assert "d" in key.to_jwk(private=True)
+    assert key.public().kid == "k-1" and key.public().to_jwk()["kid"] == "k-1"
+    assert repr(key).endswith("private)") and repr(key.public()).endswith("public)")
+    assert repr(key).startswith("AsymmetricKey(")
+
+
+def test_defaults_are_es256() -> None:
+    assert Key.generate().alg == "ES256" and KeySet.generate().signing_key().alg == "ES256"
+
+
+@pytest.mark.parametrize("ops", [["sign"], ["verify"]])
+def test_key_ops_naming_either_signature_use_is_enough(ops: list[str]) -> None:
+    jwk = next(iter(keyset_for("ES256"))).public().to_jwk()
+    assert Key.from_jwk({**jwk, "key_ops": ops}).alg == "ES256"
+
+
+def test_a_key_set_loads_from_json_text_and_answers_membership() -> None:
+    keys = keyset_for("ES256").public()
+    kid = next(iter(keys)).kid
+    for text in (json.dumps(keys.to_jwks()), json.dumps(keys.to_jwks()).encode()):
+        loaded = KeySet.from_public_jwks(text)
+        assert kid in loaded and "no-such-kid" not in loaded
+
+
+def test_an_encrypted_pem_loads_with_its_password_and_keeps_the_kid() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.BestAvailableEncryption(b"pass phrase"))
+    key = Key.from_pem(pem, "ES256", kid="pem-1", password=b"pass phrase")
+    assert key.kid == "pem-1" and key.is_private
+    with pytest.raises(errors.InvalidKey):
+        Key.from_pem(pem, "ES256")
+
+
+@pytest.mark.parametrize("alg", ["HS384", "HS512"])
+def test_a_generated_hmac_key_has_the_asked_algorithm_and_kid(alg: str) -> None:
+    key = Key.generate(alg, kid="h-1")
+    assert key.alg == alg and key.kid == "h-1"
+    assert repr(key).startswith("HMACKey(") and "private" in repr(key)

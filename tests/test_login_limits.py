@@ -225,6 +225,45 @@ async def test_counters_are_sliding_windows_that_give_back_successes(counters: A
         await limiter.close()
 
 
+async def test_a_place_frees_exactly_one_window_after_it_was_taken(counters: Any) -> None:
+    """The window's edge, with the clock injected: a failure counts for ``window`` seconds
+    and not a moment longer (issue #17: ``<`` for ``<=`` went unnoticed)."""
+    clock = FakeClock(NOW)
+    limiter = LoginLimiter(counters, per_account=2, per_address=100, per_device=2, window=60, clock=clock)
+    try:
+        await limiter.reserve("alice", "192.0.2.1")
+        clock.advance(10)
+        await limiter.reserve("alice", "192.0.2.1")
+        clock.advance(20)
+        with pytest.raises(RateLimited) as limited:  # the limit is 2: the third waits
+            await limiter.reserve("alice", "192.0.2.1")
+        assert limited.value.retry_after == 30
+        clock.set(NOW + 59.999)
+        with pytest.raises(RateLimited) as limited:
+            await limiter.reserve("alice", "192.0.2.1")
+        assert limited.value.retry_after == 1
+        clock.set(NOW + 60)  # the first place is exactly one window old: it has left
+        await limiter.reserve("alice", "192.0.2.1")
+        with pytest.raises(RateLimited) as limited:  # the second leaves at NOW + 70
+            await limiter.reserve("alice", "192.0.2.1")
+        assert limited.value.retry_after == 10
+    finally:
+        await limiter.close()
+
+
+async def test_a_full_memory_map_frees_keys_exactly_one_window_after_their_last_use() -> None:
+    clock = FakeClock(NOW)
+    limiter = LoginLimiter(MemoryCounters(max_keys=2), per_account=5, per_address=5, per_device=5,
+                           window=60, clock=clock)
+    await limiter.reserve("alice", "192.0.2.1")  # two keys: the account and the address
+    clock.set(NOW + 59.999)
+    with pytest.raises(RateLimited) as limited:  # a new account and address: no room yet
+        await limiter.reserve("bob", "192.0.2.2")
+    assert limited.value.retry_after == 1
+    clock.set(NOW + 60)
+    await limiter.reserve("bob", "192.0.2.2")  # alice's keys are exactly one window old: dropped
+
+
 async def test_a_reservation_is_all_or_nothing(counters: Any) -> None:
     limiter = LoginLimiter(counters, per_account=5, per_address=2, per_device=5, window=60,
                            clock=FakeClock(NOW))
@@ -337,3 +376,15 @@ def test_cookies_of_the_device_scheme_are_hardened(server: ServerProcess) -> Non
     lowered = header.lower()
     assert "httponly" in lowered and "secure" in lowered and "samesite=strict" in lowered
     assert "path=/v1/auth/login" in lowered and "owner" not in header
+
+
+@pytest.mark.parametrize("bad", [{"per_account": 0}, {"per_address": 0}, {"per_device": 0},
+                                 {"concurrent_per_account": 0}, {"window": 0}])
+def test_every_limit_must_be_at_least_one_and_the_window_positive(bad: dict[str, Any]) -> None:
+    limits: dict[str, Any] = {"per_account": 1, "per_address": 1, "per_device": 1, "window": 0.5,
+                              "concurrent_per_account": 1}
+    LoginLimiter(MemoryCounters(max_keys=1), **limits)  # the smallest that is allowed
+    with pytest.raises(ValueError, match="at least 1"):
+        LoginLimiter(MemoryCounters(), **{**limits, **bad})
+    with pytest.raises(ValueError, match="max_keys"):
+        MemoryCounters(max_keys=0)

@@ -10,6 +10,7 @@ from jwtwarden import Claims, errors
 from jwtwarden.resource.feed_client import RevocationFeed
 from jwtwarden.resource.jwks_client import JWKSInvalid, JWKSUnavailable, RemoteJWKS
 from jwtwarden.resource.server import (
+    Guard,
     InsufficientScope,
     InvalidRequest,
     MissingToken,
@@ -219,3 +220,23 @@ def test_algorithms_can_only_narrow_a_ready_remote_jwks() -> None:
     jwks = RemoteJWKS(JWKS_URL, algorithms=["EdDSA"])
     with pytest.raises(ValueError, match="among"):
         ResourceServer(jwks, issuer=ISS, audience=AUD, algorithms=["ES256"], revocations=None)
+
+
+# ---- survivors of scripts/mutate (issue #17) ------------------------------------------------------
+
+
+def test_a_public_prefix_makes_only_its_own_paths_public(server: ResourceServer) -> None:
+    guard = Guard(server, public_paths=["/healthz", "/static/", "/"])
+    assert guard.is_public("/static/app.js") and guard.is_public("/healthz") and guard.is_public("/")
+    for private in ("/api/orders", "/static", "/healthz/x", "/staticx/app.js"):
+        assert not guard.is_public(private), private
+    assert not Guard(server).is_public("/anything")
+    with pytest.raises(ValueError, match="start with"):
+        Guard(server, public_paths=["api/"])
+
+
+def test_claims_granting_exactly_the_required_scopes_are_authorized() -> None:
+    claims = Claims({"scope": "read write"})
+    ResourceServer.authorize(claims, scopes=frozenset({"read", "write"}))
+    with pytest.raises(errors.InsufficientScope):
+        ResourceServer.authorize(claims, scopes=frozenset({"read", "admin"}))

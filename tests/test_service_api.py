@@ -333,7 +333,9 @@ async def test_cookie_refresh_with_the_csrf_token_rotates(tmp_path: Path) -> Non
     assert again.status_code == 200
 
 
-@pytest.mark.parametrize("case", ["missing", "wrong", "other-session", "cross-site", "foreign-origin"])
+@pytest.mark.parametrize("case", ["missing", "wrong", "other-session", "earlier-token-of-this-session",
+                                  "cross-site", "foreign-origin", "same-site-without-origin",
+                                  "same-site-foreign-origin"])
 async def test_cookie_requests_without_csrf_proof_are_403(tmp_path: Path, case: str) -> None:
     async with asgi_client(make_settings(tmp_path, **COOKIE_SETTINGS)) as (client, state):
         _, csrf = await cookie_login(client, state)
@@ -348,14 +350,40 @@ async def test_cookie_requests_without_csrf_proof_are_403(tmp_path: Path, case: 
                                 state, "bob", **SAME_ORIGIN)
             headers["X-CSRF-Token"] = other.json()["csrf_token"]
             client.cookies.set("__Secure-jwtwarden-csrf", headers["X-CSRF-Token"])
+        elif case == "earlier-token-of-this-session":  # valid for the session, not the cookie
+            rotated = await client.post("/v1/auth/refresh", headers=headers)
+            assert rotated.status_code == 200 and rotated.json()["csrf_token"] != csrf
         elif case == "cross-site":
             headers["Sec-Fetch-Site"] = "cross-site"
+        elif case == "same-site-without-origin":
+            del headers["Origin"]
+            headers["Sec-Fetch-Site"] = "same-site"
+        elif case == "same-site-foreign-origin":
+            headers.update({"Origin": "https://evil.example", "Sec-Fetch-Site": "same-site"})
         else:
             headers["Origin"] = "https://evil.example"
         refresh = await client.post("/v1/auth/refresh", headers=headers)
         logout = await client.post("/v1/auth/logout", headers=headers)
     assert refresh.status_code == 403 and refresh.json()["reason"] == "csrf"
     assert logout.status_code == 403
+
+
+async def test_a_same_site_request_from_an_allowed_origin_is_accepted(tmp_path: Path) -> None:
+    """The browser SDK on another allowed origin of the site (tests/test_service_defences.py
+    runs the same against the service as a process)."""
+    app_origin = "https://app.example.com"
+    settings = make_settings(tmp_path, **COOKIE_SETTINGS, allowed_origins=(ISSUER, app_origin))
+    async with asgi_client(settings) as (client, state):
+        await cookie_login(client, state)
+        from_app = {"Origin": app_origin, "Sec-Fetch-Site": "same-site"}
+        csrf = await client.get("/v1/auth/csrf", headers=from_app)
+        refresh = await client.post("/v1/auth/refresh",
+                                    headers={**from_app, "X-CSRF-Token": csrf.json()["csrf_token"]})
+        cross = await client.post("/v1/auth/refresh", headers={
+            "Origin": app_origin, "Sec-Fetch-Site": "cross-site",
+            "X-CSRF-Token": refresh.json()["csrf_token"]})
+    assert csrf.status_code == 200 and refresh.status_code == 200
+    assert cross.status_code == 403
 
 
 @pytest.mark.parametrize("token", ["\u00e9t\u00e9".encode(), b"\xff\xfe.\x80", "\u00e9.x".encode("latin-1")])

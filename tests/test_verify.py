@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jwtwarden import Claims, Issuer, Key, KeySet, Verifier, errors
+from jwtwarden import CachingVerifier, Claims, Issuer, Key, KeySet, Verifier, errors
 from jwtwarden.jose.b64 import b64url_encode
 from jwtwarden.testing import FakeClock
 from tests.conftest import AUD, ISS, NOW, keyset_for
@@ -252,3 +252,122 @@ def test_verify_signature_returns_header_payload_and_key(verifier: Verifier) -> 
     assert result.header["alg"] == "ES256"
     assert json.loads(result.payload)["sub"] == "u1"
     assert result.key.kid == next(iter(keyset_for("ES256"))).kid
+
+
+# ---- the algorithm is the key's, never the token's (issue #17) --------------------------------
+
+
+@pytest.mark.parametrize(("signed_with", "header_says"), [("ES384", "ES256"), ("RS256", "PS256"),
+                                                          ("PS256", "RS256"), ("ES256", "ES384")])
+def test_a_token_whose_header_names_another_allowed_alg_than_its_keys_is_refused(
+    clock: FakeClock, signed_with: str, header_says: str,
+) -> None:
+    """Both algorithms allowed, both keys in the set: the header's ``alg`` names the wrong
+    one for the key its ``kid`` selects. The signature itself is good for that key, so only
+    the binding of the algorithm to the key refuses it (no vectors needed)."""
+    key = next(iter(keyset_for(signed_with)))
+    other = next(iter(keyset_for(header_says)))
+    keys = KeySet([key.public(), other.public()])
+    verifier = Verifier(keys, issuer=ISS, audience=AUD, algorithms=[signed_with, header_says],
+                        clock=clock)
+    token = signed(base_claims(), {"alg": header_says, "kid": key.kid}, alg=signed_with)
+    with pytest.raises(errors.AlgorithmNotAllowed) as refused:
+        verifier.verify(token)
+    assert refused.value.code == "alg_not_allowed"
+    with pytest.raises(errors.AlgorithmNotAllowed):
+        verifier.verify_signature(token)
+    honest = signed(base_claims(), {"alg": signed_with, "kid": key.kid}, alg=signed_with)
+    assert verifier.verify(honest)["sub"] == "u1"
+
+
+# ---- configuration edges and the caching verifier (issue #17: survivors of scripts/mutate) ----
+
+
+def test_configuration_edges_are_exact(clock: FakeClock) -> None:
+    keys = keyset_for("ES256").public()
+    options: dict[str, Any] = {"issuer": ISS, "audience": AUD, "algorithms": ["ES256"], "clock": clock}
+    Verifier(keys, max_token_size=64, leeway=300, **options)  # the smallest size, the largest leeway
+    for bad in ({"max_token_size": 63}, {"typ": ""}, {"typ": 7}, {"required_claims": [1]},
+                {"required_claims": "sub"}):
+        with pytest.raises(ValueError):  # noqa: PT011 - each is its own configuration error
+            Verifier(keys, **bad, **options)
+
+
+def test_max_token_size_applies_to_every_entry_point(clock: FakeClock) -> None:
+    token = signed(base_claims(pad="x" * 300))
+    verifier = Verifier(keyset_for("ES256").public(), issuer=ISS, audience=AUD, algorithms=["ES256"],
+                        clock=clock, max_token_size=len(token) - 1)
+    for form in (token, token.encode()):
+        with pytest.raises(errors.TokenTooLarge):
+            verifier.verify(form)
+        with pytest.raises(errors.TokenTooLarge):
+            verifier.verify_signature(form)
+    exact = Verifier(keyset_for("ES256").public(), issuer=ISS, audience=AUD, algorithms=["ES256"],
+                     clock=clock, max_token_size=len(token))
+    assert exact.verify(token)["pad"] == "x" * 300
+
+
+def test_an_allowed_alg_without_a_key_and_without_kid_is_an_unknown_key(clock: FakeClock) -> None:
+    verifier = Verifier(keyset_for("ES256").public(), issuer=ISS, audience=AUD,
+                        algorithms=["ES256", "ES384"], clock=clock)
+    token = signed(base_claims(), {"alg": "ES384"}, alg="ES384")
+    assert code_of(verifier, token) == "unknown_key"
+
+
+def caching(clock: FakeClock, **options: Any) -> CachingVerifier:
+    return CachingVerifier(keyset_for("ES256").public(), issuer=ISS, audience=AUD,
+                           algorithms=["ES256"], clock=clock, **options)
+
+
+def test_the_caching_verifier_checks_every_claim_again_on_every_call(clock: FakeClock) -> None:
+    verifier = caching(clock)
+    token = signed(base_claims(exp=NOW + 100, nbf=NOW - 10))
+    assert verifier.verify(token)["sub"] == "u1"
+    assert verifier.verify(token)["sub"] == "u1"  # from the cache
+    clock.advance(100 + 30)  # exp plus the default leeway
+    with pytest.raises(errors.Expired):
+        verifier.verify(token)
+
+
+def test_the_caching_verifier_matches_only_the_same_bytes(clock: FakeClock) -> None:
+    verifier = caching(clock)
+    token = signed(base_claims())
+    verifier.verify(token)
+    head, _, sig = token.split(".")
+    forged = f"{head}.{b64url_encode(json.dumps(base_claims(sub='admin')).encode())}.{sig}"
+    with pytest.raises(errors.BadSignature):
+        verifier.verify(forged)
+    with pytest.raises(errors.MalformedToken):
+        verifier.verify(token + "\u00e9")
+    assert verifier.verify(token.encode())["sub"] == "u1"
+
+
+def test_each_caller_of_the_caching_verifier_gets_its_own_claims(clock: FakeClock) -> None:
+    verifier = caching(clock)
+    for claims in (base_claims(roles=["a"]), base_claims(role="a")):
+        token = signed(claims)
+        first = verifier.verify(token)
+        if "roles" in first:
+            first["roles"].append("admin")  # a caller changing a list it was given
+        copied = first.to_dict()
+        copied["sub"] = "changed"
+        again = verifier.verify(token)
+        assert again["sub"] == "u1" and again.to_dict() == claims
+
+
+@pytest.mark.parametrize("size", [0, 1, 2])
+def test_the_caching_verifier_is_correct_at_any_cache_size(clock: FakeClock, size: int) -> None:
+    verifier = caching(clock, cache_size=size)
+    tokens = [signed(base_claims(sub=f"u{i}", exp=NOW + 60 * (i + 1))) for i in range(3)]
+    for _ in range(2):
+        assert [verifier.verify(t)["sub"] for t in tokens] == ["u0", "u1", "u2"]
+    clock.advance(60 + 31)
+    with pytest.raises(errors.Expired):
+        verifier.verify(tokens[0])
+    assert verifier.verify(tokens[1])["sub"] == "u1"
+
+
+@pytest.mark.parametrize("size", [-1, True, 1.5, "8"])
+def test_the_caching_verifier_refuses_a_cache_size_that_is_not_a_count(clock: FakeClock, size: Any) -> None:
+    with pytest.raises(ValueError, match="cache_size"):
+        caching(clock, cache_size=size)

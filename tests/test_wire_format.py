@@ -9,8 +9,11 @@ import pytest
 from jwtwarden.errors import MalformedToken, TokenTooLarge, UnsupportedHeader
 from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.jose.b64 import b64url_decode, b64url_encode
-from jwtwarden.jose.jws import as_text, check_header, media_type, split
+from jwtwarden.jose.jws import as_text, check_header, decode_segments, media_type, serialize, split
 from jwtwarden.jose.strict_json import MAX_DEPTH, dumps, parse_object
+from jwtwarden.keys import KeySet
+from jwtwarden.verify import JWSVerifier
+from tests.conftest import keyset_for
 
 # ---- base64url ---------------------------------------------------------------------------
 
@@ -173,3 +176,68 @@ def test_each_algorithm_names_its_key_type_curve_and_minimum_size(
 ) -> None:
     entry = ALGORITHMS[alg]
     assert (entry.kty, entry.curve, entry.min_key_bits) == (kty, curve, bits)
+
+
+# ---- edges scripts/mutate found untested (issue #17) -------------------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    return ('{"a":' + "[" * (depth - 1) + "1" + "]" * (depth - 1) + "}").encode()
+
+
+def test_nesting_is_allowed_to_exactly_max_depth_and_siblings_do_not_add_up() -> None:
+    assert parse_object(_nested(MAX_DEPTH))["a"]
+    with pytest.raises(MalformedToken, match="deeper"):
+        parse_object(_nested(MAX_DEPTH + 1))
+    deep = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
+    siblings = ("{" + ",".join(f'"k{i}":{deep}' for i in range(4)) + "}").encode()
+    assert len(parse_object(siblings)) == 4  # closing brackets end a level
+    in_strings = ('{"s":"' + "[{" * 40 + '","t":1}').encode()
+    assert parse_object(in_strings)["t"] == 1  # brackets inside strings are not nesting
+
+
+def test_only_json_whitespace_may_follow_the_object() -> None:
+    assert parse_object(b'{"a":1} \t\r\n') == {"a": 1}
+    for tail in (b"\x0b", b"\x0c", "\u00a0".encode(), b" x"):
+        with pytest.raises(MalformedToken):
+            parse_object(b'{"a":1}' + tail)
+
+
+def test_a_lone_surrogate_inside_a_list_is_found() -> None:
+    with pytest.raises(MalformedToken, match="surrogate"):
+        parse_object(b'{"a":[1,{"b":["x","\\ud800"]}]}')
+    assert parse_object(b'{"a":["\\ud83d\\ude00"]}')["a"] == ["\U0001f600"]
+
+
+def test_a_token_of_exactly_the_size_limit_passes_in_both_forms() -> None:
+    token = "a" * 20 + "." + "b" * 20 + "." + "c" * 20
+    assert as_text(token, len(token)) == token
+    assert as_text(token.encode(), len(token)) == token
+    for form in (token, token.encode()):
+        with pytest.raises(TokenTooLarge):
+            as_text(form, len(token) - 1)
+        with pytest.raises(TokenTooLarge):
+            split(form, len(token) - 1)
+        with pytest.raises(TokenTooLarge):
+            decode_segments(form, len(token) - 1)
+
+
+def test_serialize_gives_a_jws_the_verifier_accepts() -> None:
+    key = next(iter(keyset_for("ES256")))
+    header = b64url_encode(json.dumps({"alg": "ES256", "kid": key.kid}).encode())
+    token = serialize(header, b"any payload", key.sign)
+    verified = JWSVerifier(KeySet([key.public()]), algorithms=["ES256"]).verify_signature(token)
+    assert verified.payload == b"any payload"
+
+
+def test_depth_is_counted_back_down_exactly_when_a_level_closes() -> None:
+    # 17 levels, reached only after a shorter sibling closed: a count that does not go back
+    # down by exactly one per closing bracket misses it
+    too_deep = ('{"a":[[1],' + "[" * 15 + "1" + "]" * 15 + "]}").encode()
+    with pytest.raises(MalformedToken, match="deeper"):
+        parse_object(too_deep)
+
+
+def test_base64url_keeps_a_trailing_x() -> None:
+    assert b64url_encode(b"\x00\x00\x17") == "AAAX"
+    assert b64url_decode("AAAX") == b"\x00\x00\x17"
