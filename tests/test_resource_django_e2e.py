@@ -125,9 +125,11 @@ def test_a_valid_token_is_greeted_by_its_subject(service: Service, resource: str
     assert response.status_code == 200 and response.json() == {"sub": service.subjects["alice"]}
 
 
-def test_without_a_token_the_answer_is_401_with_the_bearer_challenge(resource: str) -> None:
+def test_without_a_token_the_answer_is_401_with_the_bearer_and_dpop_challenges(resource: str) -> None:
     response = httpx.get(resource + "/hello")
-    assert response.status_code == 401 and response.headers["www-authenticate"] == 'Bearer realm="api"'
+    # both schemes are offered without credentials (RFC 9449 section 7.1)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="api", DPoP realm="api", algs="ES256 EdDSA"'
 
 
 def test_an_expired_token_is_refused(service: Service, resource: str) -> None:
