@@ -95,3 +95,21 @@ async def test_background_checkpoints_keep_the_wal_from_growing(tmp_path: Path) 
         assert max(sizes[2:]) < 1_500_000, sizes
     finally:
         await db.dispose()
+
+
+
+async def test_a_read_that_meets_a_lock_on_the_loop_is_done_again_in_a_thread(tmp_path: Path) -> None:
+    """SQLite answers a reader "locked" only in rare states (WAL recovery, a truncating
+    checkpoint of another process); the lock is injected here, on the loop's thread only."""
+    db, _ = await _database(tmp_path)
+    await db.run(lambda conn: conn.execute(items.insert().values(name="one")))
+    loop_thread = threading.get_ident()
+    try:
+        def read(conn: sa.Connection) -> list[str]:
+            if threading.get_ident() == loop_thread:
+                raise sa.exc.OperationalError("SELECT", (), sqlite3.OperationalError("database is locked"))
+            return list(conn.execute(sa.select(items.c.name)).scalars().all())
+
+        assert await db.run(read, write=False) == ["one"]
+    finally:
+        await db.dispose()

@@ -299,7 +299,10 @@ class Database:
             async with self._unit(read=not write) as conn:
                 return await conn.run_sync(work)
         if not write:
-            return self._on_loop(work, write=False)
+            try:
+                return self._on_loop(work, write=False)
+            except _Busy:  # a read that met a lock (WAL recovery, a truncating checkpoint)
+                return await asyncio.to_thread(self._sync_unit, work, write)
         assert self._write_lock is not None  # noqa: S101 - SQLite has one
         async with self._write_lock:
             try:
