@@ -117,9 +117,10 @@ class _Refused:
 class _Statements:
     """The refresh path's statements, compiled once (see :class:`~jwtwarden.service.storage.db.Prepared`).
 
-    A rotation is four statements: the lookup (token, family and user in one, both rows
-    locked), marking the token used (only if it is still unused), the successor, the family's
-    new generation. On PostgreSQL each is one round trip, plus BEGIN and COMMIT.
+    A rotation is the lookup (token, family and user in one, both rows locked), then marking
+    the token used (only if it is still unused), its successor and the family's new
+    generation: three statements on SQLite, one data-modifying ``WITH`` on PostgreSQL, where a
+    rotation is therefore four round trips with BEGIN and COMMIT.
     """
 
     def __init__(self, db: Database) -> None:
