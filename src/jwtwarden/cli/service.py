@@ -142,8 +142,9 @@ def serve(config_file: Path | None, host: str | None, port: int | None, log_leve
     import os
 
     from jwtwarden.service import logs
+    from jwtwarden.service.config import cores
     from jwtwarden.service.metrics import MULTIPROC_ENV
-    from jwtwarden.service.workers import cores, run_workers, uvicorn_config
+    from jwtwarden.service.workers import run_workers, uvicorn_config
 
     count = _worker_count(workers, cores())
     overrides: dict[str, Any] = {}

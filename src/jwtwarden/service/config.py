@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 from jwtwarden.jose.algorithms import ALGORITHMS
 from jwtwarden.policy import MAX_LIFETIME
 
-__all__ = ["ConfigError", "Settings", "load_settings", "mask_url"]
+__all__ = ["ConfigError", "Settings", "cores", "load_settings", "mask_url"]
 
 ENV_PREFIX = "JWTWARDEN_"
 DAY = 86_400
@@ -422,3 +422,12 @@ def _from_toml(key: str, value: Any, f: dataclasses.Field[Any]) -> Any:
         return f.metadata["parse"](str(value))
     except ValueError as exc:
         raise ConfigError(f"{key}: {exc}") from None
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1: what ``--workers auto``
+    starts and what the password-hashing pool's default leaves one of."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)

@@ -40,17 +40,9 @@ from jwtwarden.service import logs
 from jwtwarden.service.config import Settings, load_settings
 from jwtwarden.service.metrics import MULTIPROC_ENV
 
-__all__ = ["WORKER_APP", "cores", "prepare", "run_workers", "worker_app"]
+__all__ = ["WORKER_APP", "prepare", "run_workers", "uvicorn_config", "worker_app"]
 
 WORKER_APP = "jwtwarden.service.workers:worker_app"
-
-
-def cores() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def prepare(settings: Settings) -> None:

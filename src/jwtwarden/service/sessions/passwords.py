@@ -31,6 +31,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from jwtwarden.errors import Overloaded
+from jwtwarden.service.config import cores
 
 __all__ = ["PasswordHashing", "default_threads", "password_hasher"]
 
@@ -47,11 +48,7 @@ def password_hasher(*, time_cost: int = 3, memory_cost: int = 65536, parallelism
 
 def default_threads() -> int:
     """One hashing thread per core but one (one on a single core): a core stays free for requests."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, cores() - 1)
 
 
 def _lower_priority() -> None:
